@@ -1,0 +1,28 @@
+"""What the tests need to know about the book: its config, its chapters, the install cell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+REPOSITORY_URL: str = CONFIG["repository"]["url"]
+BRANCH: str = CONFIG["repository"]["branch"]
+
+
+def chapter_files() -> list[Path]:
+    """Every notebook listed in _toc.yml, in order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [ch["file"] for part in toc["parts"] for ch in part["chapters"]]
+    return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").exists()]
+
+
+def install_cell_source() -> str:
+    """The exact first cell every notebook must carry (sulib from the repository, in Colab only)."""
+    return (
+        "import sys\n"
+        'if "google.colab" in sys.modules:  # only inside Colab: install the book\'s helper package\n'
+        f'    %pip install -q "sulib @ git+{REPOSITORY_URL}"'
+    )
