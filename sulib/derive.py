@@ -178,10 +178,9 @@ class Chain:
             note = step.reason
             if step.checked not in ("exact", "definition"):
                 note += f"; checked for {step.checked}"
-            tail = r"\quad\text{(" + note + ")}"
-            if step.dropped is not None:
-                tail = r"\quad\text{(" + note + r"; drops }" + sp.latex(step.dropped) + r"\text{)}"
-            lines.append(f"{left} &{rel} {sp.latex(step.expr)}{tail}")
+            lines.append(f"{left} &{rel} {sp.latex(step.expr)}" + r"\quad\text{(" + note + ")}")
+            if step.dropped is not None:  # on its own line: dropped terms are often long
+                lines.append(r"&\qquad\text{dropped: }" + sp.latex(step.dropped))
         return r"\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}"
 
     def _repr_latex_(self) -> str:

@@ -77,7 +77,7 @@ def test_page_renders_offline(server, browser, path):
     page, problems = open_page(browser, f"{server}/{path}")
     n_math = page.locator(".math").count()
     if n_math:
-        page.wait_for_selector("mjx-container", timeout=30_000)
+        page.wait_for_selector("mjx-container", state="attached", timeout=30_000)
         page.evaluate("() => window.MathJax.startup.promise")
         n_typeset = page.locator("mjx-container").count()
         assert n_typeset >= n_math, f"{n_math} math elements but only {n_typeset} typeset"

@@ -50,6 +50,8 @@ def colab_kernel(tmp_path_factory):
     (standin / "google" / "colab").mkdir(parents=True)
     (standin / "google" / "__init__.py").write_text("")
     (standin / "google" / "colab" / "__init__.py").write_text('"""Stand-in for Colab in tests."""\n')
+    # JAX imports google.colab.output when it sees Colab (for its debugger UI).
+    (standin / "google" / "colab" / "output.py").write_text('"""Stand-in for google.colab.output."""\n')
     (standin / "sitecustomize.py").write_text("import google.colab  # Colab imports it at start-up\n")
     gitconfig = base / "gitconfig"
     gitconfig.write_text(f'[url "file://{ROOT}"]\n\tinsteadOf = {REPOSITORY_URL}\n')
