@@ -82,5 +82,6 @@ def test_notebook_runs_as_in_colab(colab_kernel, path):
     workdir = colab_kernel.parent.parent / "work"
     workdir.mkdir(exist_ok=True)
     NotebookClient(nb, timeout=600, kernel_name="colab", resources={"metadata": {"path": str(workdir)}}).execute()
-    where = subprocess.check_output([colab_kernel, "-c", "import sulib; print(sulib.__file__)"], text=True)
+    where = subprocess.check_output([colab_kernel, "-c", "import sulib; print(sulib.__file__)"], text=True,
+                                    cwd=workdir)
     assert str(colab_kernel.parent.parent) in where, f"sulib was not installed into the Colab replica: {where}"
