@@ -49,9 +49,11 @@ def _terms(scores: jax.Array, scales: jax.Array) -> EntropyTerms:
 
     def one(lam):
         z = lam * scores
-        lse = jax.nn.logsumexp(z, axis=-1)
-        p = jax.nn.softmax(z, axis=-1)
-        mean_z = jnp.sum(p * z, axis=-1)
+        z_max = jnp.max(z, axis=-1, keepdims=True)
+        e = jnp.exp(z - z_max)  # one exponential pass serves both logsumexp and softmax
+        total = jnp.sum(e, axis=-1)
+        lse = z_max[..., 0] + jnp.log(total)
+        mean_z = jnp.sum(e * z, axis=-1) / total
         s_max = jnp.max(scores, axis=-1)
         s_bar = jnp.mean(scores, axis=-1)
         return EntropyTerms(
