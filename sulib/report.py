@@ -1,14 +1,27 @@
-"""Tables for notebook output: rendered as HTML in the book, as aligned text elsewhere.
+"""Tables for notebook output, and the structured verdict every chapter ends with.
 
-Both renderings are deterministic (no object addresses), so nbval can compare them.
+Renderings are deterministic (no object addresses), so nbval can compare them. The HTML of a
+:class:`Verdict` also carries its claims as JSON, in a ``<script type="{VERDICT_MIME}">`` element
+(inert in a browser, compared exactly by nbval); the book's claims ledger and landing page are
+generated from that output of each chapter's last cell.
 """
 
 from __future__ import annotations
 
 import html
-from typing import Sequence
+import json
+import re
+from typing import NamedTuple, Sequence
 
-__all__ = ["Table"]
+__all__ = ["Table", "Claim", "Verdict", "STATUSES", "VERDICT_MIME", "parse_verdict_html"]
+
+#: The three outcomes a claim can have, in the order the ledger sorts them.
+STATUSES = ("verified", "holds with caveat", "refuted")
+#: Type of the <script> element that holds the machine-readable verdict in the HTML output.
+VERDICT_MIME = "application/vnd.kexue.verdict+json"
+
+_CLAIM_ID = re.compile(r"C[1-9][0-9]*")
+_LABEL = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
 
 class Table:
@@ -38,3 +51,84 @@ class Table:
         widths = [max(len(r[k]) for r in [self.header, *self.rows]) for k in range(len(self.header))]
         line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
         return "\n".join([line(self.header), line(["-" * w for w in widths]), *map(line, self.rows)])
+
+
+class Claim(NamedTuple):
+    """One row of a verdict.
+
+    ``section`` is the MyST label (``(label)=`` above a heading) of the section of the chapter
+    where the claim is checked; the ledger links to it and the book build fails if it does not exist.
+    """
+
+    id: str  #: "C1", "C2", ... as numbered in the chapter's Claims section
+    claim: str  #: the claim in one line
+    check: str  #: how it was checked
+    measured: str  #: the measured value, already formatted
+    status: str  #: one of STATUSES
+    section: str  #: label of the section where it is checked
+
+
+class Verdict:
+    """The verdict table that ends a chapter, with the data the ledger is generated from.
+
+    Args:
+        post: BibTeX key of the chapter's post in ``references.bib`` (e.g. ``"kexue9034"``).
+        claims: the chapter's claims, numbered C1, C2, ... in order.
+
+    Raises:
+        ValueError: on an unknown status, a malformed or out-of-order claim id, a malformed
+            section label, or an empty field.
+    """
+
+    def __init__(self, post: str, claims: Sequence[Claim]) -> None:
+        if not isinstance(post, str) or not re.fullmatch(r"[a-z]+[0-9]*", post):
+            raise ValueError(f"post must be a BibTeX key like 'kexue9034', got {post!r}")
+        if not claims:
+            raise ValueError("claims must not be empty")
+        self.post = post
+        self.claims = [Claim(*c) for c in claims]
+        for k, c in enumerate(self.claims):
+            if c.id != f"C{k + 1}" or not _CLAIM_ID.fullmatch(c.id):
+                raise ValueError(f"claims[{k}].id must be 'C{k + 1}', got {c.id!r}")
+            if c.status not in STATUSES:
+                raise ValueError(f"claims[{k}].status must be one of {STATUSES}, got {c.status!r}")
+            if not _LABEL.fullmatch(c.section):
+                raise ValueError(f"claims[{k}].section must be a lowercase-hyphenated label, got {c.section!r}")
+            for field in ("claim", "check", "measured"):
+                if not str(getattr(c, field)).strip():
+                    raise ValueError(f"claims[{k}].{field} is empty")
+
+    def to_json(self) -> dict:
+        """The machine-readable form stored under :data:`VERDICT_MIME`."""
+        return {"post": self.post, "claims": [c._asdict() for c in self.claims]}
+
+    def _table(self) -> Table:
+        return Table(["claim", "statement", "how it was checked", "measured", "status"],
+                     [[c.id, c.claim, c.check, c.measured, c.status] for c in self.claims])
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self._table().header)
+        rows = "".join(
+            f'<tr><td><a href="#{c.section}">{c.id}</a></td>'
+            + "".join(f"<td>{html.escape(str(x))}</td>" for x in (c.claim, c.check, c.measured))
+            + f'<td class="status-{c.status.replace(" ", "-")}">{html.escape(c.status)}</td></tr>'
+            for c in self.claims
+        )
+        data = json.dumps(self.to_json(), ensure_ascii=False, sort_keys=True).replace("</", "<\\/")
+        return (f'<script type="{VERDICT_MIME}">{data}</script>'
+                f'<table class="sulib-table verdict"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>')
+
+    def __repr__(self) -> str:
+        return repr(self._table())
+
+
+def parse_verdict_html(text: str) -> dict:
+    """The verdict data embedded in :meth:`Verdict._repr_html_` output.
+
+    Raises:
+        ValueError: if ``text`` holds no verdict, or more than one.
+    """
+    found = re.findall(rf'<script type="{re.escape(VERDICT_MIME)}">(.*?)</script>', text, flags=re.S)
+    if len(found) != 1:
+        raise ValueError(f"expected one verdict in the HTML, found {len(found)}")
+    return json.loads(found[0])  # "<\\/" is JSON's escape for "</"
