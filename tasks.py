@@ -82,7 +82,8 @@ def cmd_test() -> int:
     ensure_chromium()
     stages = [
         ("unit tests", lambda: pytest("tests", "-m", "not browser and not colab")),
-        ("notebooks (nbval, strict)", lambda: pytest("--nbval", "book", "-n", "2", "--dist", "loadfile")),
+        ("notebooks (nbval, strict)",
+         lambda: pytest("--nbval", "book", "templates", "-n", "2", "--dist", "loadfile")),
         ("book build (-W -n --keep-going)", build_book),
         ("real browser", lambda: pytest("tests", "-m", "browser")),
         ("colab replica", lambda: pytest("tests", "-m", "colab")),
@@ -107,8 +108,8 @@ def cmd_test() -> int:
 def cmd_refresh(notebooks: list[str]) -> int:
     """Execute each notebook in a fresh kernel, top to bottom, and store its outputs."""
     if not notebooks:
-        notebooks = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "book").rglob("*.ipynb")
-                           if ".ipynb_checkpoints" not in p.parts)
+        notebooks = sorted(str(p.relative_to(ROOT)) for folder in ("book", "templates")
+                           for p in (ROOT / folder).rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     script = (
         "import sys, time, nbformat\n"
         "from pathlib import Path\n"

@@ -216,7 +216,7 @@ class ChapterList(_ChapterDirective):
             items_by_part.setdefault(part, []).append(item)
         for part, items in items_by_part.items():
             out.append(nodes.rubric("", part))
-            bullets = nodes.bullet_list()
+            bullets = nodes.bullet_list(classes=["chapter-list"])
             bullets.extend(items)
             out.append(bullets)
         return out

@@ -3,7 +3,8 @@
 Modules:
     derive     -- chains of equalities verified by SymPy as they are displayed
     attention  -- softmax attention entropy kernels (JAX)
-    report     -- small deterministic tables for notebook output
+    report     -- deterministic tables for notebook output, and the verdict that ends a chapter
+    plotting   -- the book's figure style and a check that every axis is labelled
 """
 
 __version__ = "0.1.0"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+SKELETON = ROOT / "templates" / "chapter_skeleton.ipynb"  # the notebook CONTRIBUTING.md tells authors to copy
+sys.path.insert(0, str(ROOT / "_ext"))  # the book's Sphinx extension: `import kexue_book`
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 REPOSITORY_URL: str = CONFIG["repository"]["url"]
 BRANCH: str = CONFIG["repository"]["branch"]

@@ -1,7 +1,7 @@
 """Open every page of the built book in headless Chromium and check what a reader would see.
 
-Run after the book is built (`python3 tasks.py test` does both). Screenshots of the chapter
-pages go to _build/screenshots/ for people to look at.
+Run after the book is built (`python3 tasks.py test` does both). Screenshots of the pages (and of
+each chapter in dark mode) go to _build/screenshots/ for people to look at.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from book import BRANCH, REPOSITORY_URL, ROOT, chapter_files
+from book import BRANCH, REPOSITORY_URL, ROOT, chapter_files  # also puts _ext on sys.path
+
+import kexue_book  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -57,9 +59,9 @@ def browser():
         b.close()
 
 
-def open_page(browser, url):
+def open_page(browser, url, color_scheme="light"):
     """Load ``url``; return the page and the list of problems seen while loading."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme=color_scheme)
     problems = []
     page.on("console", lambda m: m.type == "error" and problems.append(f"console error: {m.text}"))
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
@@ -91,7 +93,7 @@ def test_page_renders_offline(server, browser, path):
     broken = page.evaluate("""() => Array.from(document.images)
         .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)""")
     assert broken == [], f"images that did not load: {broken}"
-    if path.startswith("book/") or path == "index.html":
+    if path.startswith("book/"):
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / (path.replace("/", "__")[:-5] + ".png")), full_page=True)
     page.close()
@@ -109,5 +111,67 @@ def test_chapter_has_figures_and_a_colab_button(server, browser, nb):
                   for cell in json.loads(nb.read_text())["cells"] for out in cell.get("outputs", []))
     assert figures >= 1 and page.locator("img").count() >= figures  # every stored figure is on the page
     assert page.locator("table").count() >= 1  # the verdict table
+    page.close()
+    assert problems == []
+
+
+def rows_of(page, selector):
+    """Cell texts of every body row of the tables matched by ``selector``."""
+    return page.evaluate("""(sel) => Array.from(document.querySelectorAll(sel + ' tbody tr'))
+        .map(tr => Array.from(tr.querySelectorAll('td')).map(td => td.innerText.trim()))""", selector)
+
+
+def test_ledger_agrees_with_every_chapter(server, browser):
+    ledger, problems = open_page(browser, f"{server}/book/ledger.html")
+    landing, more = open_page(browser, f"{server}/book/intro.html")
+    ledger_rows = rows_of(ledger, "table.ledger")
+    chapter_rows = []
+    for _, docname, nb in kexue_book.chapters():
+        page, found = open_page(browser, f"{server}/{docname}.html")
+        problems += found
+        rows = rows_of(page, "table.verdict")
+        assert rows, f"{docname}: no verdict table on the page"
+        verdict = kexue_book.read_verdict(nb)
+        assert [r[0] for r in rows] == [c["id"] for c in verdict["claims"]]
+        # the landing page states the same status counts as the chapter's own table
+        counts = kexue_book.status_counts({"claims": [{"status": r[-1]} for r in rows]})
+        item = landing.locator("ul.chapter-list li", has=landing.locator(f'a[href$="{docname.split("/")[-1]}.html"]'))
+        assert f"Ledger: {counts}." in item.inner_text(), f"landing page and {docname} disagree"
+        chapter_rows += rows
+        page.close()
+    assert ledger_rows == chapter_rows, "the ledger and the chapters' verdict tables disagree"
+    assert problems + more == []
+
+
+def contrast(page, selector):
+    """Lowest WCAG contrast ratio between the text of ``selector`` elements and what is behind it."""
+    return page.evaluate("""(sel) => {
+        const rgb = s => s.match(/[\\d.]+/g).map(Number);
+        const lum = ([r, g, b]) => { const f = c => (c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+                                     return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+        const background = el => { for (; el; el = el.parentElement) {
+            const c = rgb(getComputedStyle(el).backgroundColor); if (c.length < 4 || c[3] > 0) return c; }
+            return [255, 255, 255]; };
+        let worst = 21;
+        for (const el of document.querySelectorAll(sel)) {
+            if (!el.innerText.trim()) continue;
+            const a = lum(rgb(getComputedStyle(el).color)), b = lum(background(el));
+            worst = Math.min(worst, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05));
+        }
+        return worst; }""", selector)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("nb", chapter_files(), ids=lambda p: p.stem)
+def test_chapter_is_legible_in_both_themes(server, browser, nb, scheme):
+    rel = nb.relative_to(ROOT).with_suffix("").as_posix()
+    page, problems = open_page(browser, f"{server}/{rel}.html", color_scheme=scheme)
+    assert page.evaluate("document.documentElement.dataset.theme") == scheme
+    for selector in ("article p", "table.verdict td", ".cell_output pre", "article h1, article h2"):
+        ratio = contrast(page, selector)
+        assert ratio >= 4.5, f"{scheme} mode: text of {selector!r} has contrast {ratio:.1f} < 4.5 (WCAG AA)"
+    if scheme == "dark":
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / (rel.replace("/", "__") + "__dark.png")), full_page=True)
     page.close()
     assert problems == []

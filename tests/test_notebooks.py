@@ -1,12 +1,18 @@
 """Static checks of the chapter notebooks (their execution is nbval's job)."""
 
+import base64
+import io
 import json
+import re
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from book import BRANCH, REPOSITORY_URL, ROOT, chapter_files, install_cell_source
+from book import BRANCH, REPOSITORY_URL, ROOT, SKELETON, chapter_files, install_cell_source
 
 CHAPTERS = chapter_files()
+NOTEBOOKS = [*CHAPTERS, SKELETON]  # the skeleton must stay a working chapter
 
 
 def test_every_notebook_is_in_the_toc():
@@ -19,7 +25,7 @@ def test_repository_url_is_a_github_repository():
     assert BRANCH
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_first_cell_installs_sulib_in_colab_only(path):
     nb = json.loads(path.read_text())
     first = nb["cells"][0]
@@ -29,7 +35,7 @@ def test_first_cell_installs_sulib_in_colab_only(path):
     assert first["outputs"] == []
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_was_run_top_to_bottom_without_errors(path):
     nb = json.loads(path.read_text())
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
@@ -41,8 +47,35 @@ def test_notebook_was_run_top_to_bottom_without_errors(path):
             assert not (out["output_type"] == "stream" and out["name"] == "stderr"), "stderr output"
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_header_links_the_post(path):
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_header_links_and_cites_the_post(path):
     nb = json.loads(path.read_text())
     header = "".join(nb["cells"][1]["source"])
-    assert header.startswith("# ") and "https://kexue.fm/archives/" in header
+    assert header.startswith("# ")
+    post = re.search(r"https://kexue\.fm/archives/(\d+)", header)
+    assert post, "the header must link the post"
+    assert f"{{footcite:p}}`kexue{post.group(1)}`" in header, "the header must cite the post"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_figures_use_the_book_style(path):
+    """Every figure cell ends with sulib.plotting.finish (labels checked) and the style is applied."""
+    nb = json.loads(path.read_text())
+    sources = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert any("use_book_style()" in src for src in sources), "call sulib.plotting.use_book_style()"
+    for src in sources:
+        if re.search(r"plt\.(subplots|figure)\(", src):
+            assert "finish(fig" in src, f"a figure cell does not call finish(fig):\n{src[:200]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_figures_are_opaque(path):
+    """Transparent figures turn unreadable on the theme's dark background: every pixel must be opaque."""
+    nb = json.loads(path.read_text())
+    pngs = [out["data"]["image/png"] for c in nb["cells"] for out in c.get("outputs", [])
+            if "image/png" in out.get("data", {})]
+    assert pngs, "a chapter needs at least one figure"
+    for png in pngs:
+        image = Image.open(io.BytesIO(base64.b64decode(png)))
+        if "A" in image.getbands():
+            assert np.asarray(image.getchannel("A")).min() == 255, "figure has transparent pixels"
