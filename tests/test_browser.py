@@ -167,7 +167,7 @@ def test_chapter_is_legible_in_both_themes(server, browser, nb, scheme):
     rel = nb.relative_to(ROOT).with_suffix("").as_posix()
     page, problems = open_page(browser, f"{server}/{rel}.html", color_scheme=scheme)
     assert page.evaluate("document.documentElement.dataset.theme") == scheme
-    for selector in ("article p", "table.verdict td", ".cell_output pre", "article h1, article h2"):
+    for selector in ("article p", "article a", "table.verdict td", ".cell_output pre", "article h1, article h2"):
         ratio = contrast(page, selector)
         assert ratio >= 4.5, f"{scheme} mode: text of {selector!r} has contrast {ratio:.1f} < 4.5 (WCAG AA)"
     if scheme == "dark":
