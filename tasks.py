@@ -4,7 +4,7 @@
     python3 tasks.py book              render the HTML book into _build/html
     python3 tasks.py test              run the whole test suite (what CI runs)
     python3 tasks.py refresh NB...     re-execute notebooks in place, fresh kernel, top to bottom
-    python3 tasks.py bench             run the benchmarks in benchmarks/
+    python3 tasks.py bench             run every benchmark in benchmarks/ (ratios, same run)
 
 The virtual environment is created on first use from requirements.txt (exact pins) plus
 ``pip install -e .`` for sulib, and re-created when requirements.txt changes.
@@ -136,7 +136,7 @@ def main(argv: list[str]) -> int:
         return cmd_test()
     if argv[0] == "refresh":
         return cmd_refresh(argv[1:])
-    return run(PY, "benchmarks/run.py")
+    return max(run(PY, script) for script in sorted((ROOT / "benchmarks").glob("*.py")))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmarks: each kernel against a reference implementation, as a ratio measured in the same run.
 
-    python3 tasks.py bench
+    python3 tasks.py bench          (or: .venv/bin/python benchmarks/attention.py)
 
 Ratios (reference time / sulib time) are what to compare between machines; absolute times are
 printed for context only.
