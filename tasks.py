@@ -28,8 +28,11 @@ BUILD_HTML = ROOT / "_build" / "html"
 
 # Every command runs JAX on the CPU: with a GPU hint JAX would print a warning to stderr,
 # which lands in notebook outputs and breaks nbval.
+# One BLAS thread per process: nbval runs two kernels at once on two cores, and a multi-threaded
+# BLAS fighting over them turned a 1.5 s cell of tiny matrix products into 72 s.
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-       "JUPYTER_PREFER_ENV_PATH": "1"}  # the .venv kernel, never a user-level one
+       "JUPYTER_PREFER_ENV_PATH": "1",  # the .venv kernel, never a user-level one
+       "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def run(*cmd: str | Path, **kwargs) -> int:

@@ -61,6 +61,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.extend import core as jax_core
 from jax.scipy.linalg import expm, solve_triangular
 
 from sulib._checks import as_finite_array, one_of, positive_int
@@ -88,6 +89,8 @@ __all__ = [
     "reconstruct",
     "project",
     "project_steps",
+    "solve_held",
+    "jaxpr_flops",
 ]
 
 #: Kinds understood by :func:`hippo` (and by the basis / projection functions).
@@ -99,10 +102,11 @@ NORMALIZATIONS = ("hippo", "post")
 #: Discretizations of a time-invariant system understood by :func:`discretize`.
 DISCRETIZATIONS = ("forward_euler", "backward_euler", "bilinear", "zoh")
 #: Step rules of the scale-invariant LegS system; see :func:`legs_step_matrices`.
-LEGS_METHODS = ("bilinear", "bilinear_log", "bilinear_s4", "backward_euler", "exact")
+LEGS_METHODS = ("bilinear", "bilinear_log", "bilinear_trap", "bilinear_logtime", "bilinear_s4", "backward_euler",
+                "exact")
 
 _LEGENDRE_KINDS = ("legt", "legs", "lmu")
-_EXACT_START = ("bilinear", "bilinear_log", "exact")  # LegS rules that are singular at t = 0
+_EXACT_START = ("bilinear", "bilinear_log", "bilinear_trap", "bilinear_logtime", "exact")  # singular at t = 0
 
 
 # --------------------------------------------------------------------------- argument checks
@@ -394,11 +398,16 @@ def _legs_matrices(A: jax.Array, B: jax.Array, start: jax.Array, dt, length: int
         t = jnp.where(k == 0, dt, k * dt)  # t_k = k dt (a safe stand-in at k = 0, replaced below)
         t_next = (k + 1) * dt
         h_next = dt / t_next  # dt / t_{k+1} = 1/(k+1): dt cancels
-        if method in ("bilinear", "bilinear_log"):  # post 10137, eq. legs-ode-bilinear
+        if method in ("bilinear", "bilinear_log", "bilinear_trap"):  # post 10137, eq. legs-ode-bilinear
             h = dt / t
-            h_in = jnp.log1p(h) if method == "bilinear_log" else h  # ∫ ds/s over the step, or dt/t
+            h_in = {"bilinear": h, "bilinear_log": jnp.log1p(h),  # dt/t, or ∫ ds/s over the step,
+                    "bilinear_trap": 0.5 * (h + h_next)}[method]      # or the trapezoid rule of ∫ ds/s
             out = jnp.linalg.solve(eye - 0.5 * h_next * A,
                                    jnp.concatenate([eye + 0.5 * h * A, h_in * B[:, None]], axis=1))
+            Abar, Bbar = out[:, :-1], out[:, -1]
+        elif method == "bilinear_logtime":  # the bilinear rule of the LegT form in τ = log t
+            h = jnp.log1p(dt / t)
+            out = jnp.linalg.solve(eye - 0.5 * h * A, jnp.concatenate([eye + 0.5 * h * A, h * B[:, None]], axis=1))
             Abar, Bbar = out[:, :-1], out[:, -1]
         elif method == "bilinear_s4":
             out = jnp.linalg.solve(eye - 0.5 * h_next * A,
@@ -437,15 +446,23 @@ def legs_step_matrices(A, B, L: int, *, method: str = "bilinear", dt: float = 1.
             ``x_{k+1} = (I - A/(2(k+1)))⁻¹ [(I + A/(2k)) x_k + B u_k / k]``: the trapezoid rule
             for ``∫ A x(s)/s ds``, but ``∫ ds/s = log((k+1)/k)`` replaced by ``1/k``, which makes
             the rule first order only (the post says this error does not matter).
-        ``"bilinear_log"``: the same with the exact ``log((k+1)/k)`` for the input term;
-            second order.
+        ``"bilinear_log"``: the same with the exact ``log((k+1)/k)`` for the input term. Still
+            first order in general: the input weight no longer matches the trapezoid weight
+            ``1/(2k) + 1/(2(k+1))`` of the state term, so a constant input does not keep the
+            state at its equilibrium ``-A⁻¹ B u`` during the first (long, in ``log t``) steps;
+            second order only when ``u(0) = 0``.
+        ``"bilinear_trap"``: the same with the trapezoid weight ``1/(2k) + 1/(2(k+1))``: the trapezoid
+            rule for the whole integrand ``(A x + B u)/s``; keeps equilibria, second order.
+        ``"bilinear_logtime"``: the bilinear rule of the time-invariant form in ``τ = log t``
+            with step ``h = log((k+1)/k)``: ``(I - hA/2)⁻¹ [(I + hA/2) x_k + h B u_k]``; keeps
+            equilibria, second order.
         ``"bilinear_s4"`` (state-spaces/s4 ``HiPPOScale``): the time-invariant bilinear rule with
             step ``1/(k+1)``: ``(I - A/(2(k+1)))⁻¹ [(I + A/(2(k+1))) x_k + B u_k / (k+1)]``.
         ``"backward_euler"`` (s4 ``HiPPOScale``): ``(I - A/(k+1))⁻¹ [x_k + B u_k / (k+1)]``.
         ``"exact"`` (post 10137, eq. legs-ode-sol-2), for ``k >= 1``: ``e^{hA} x_k +
             A⁻¹(e^{hA} - I) B u_k`` with ``h = log((k+1)/k)``: LegS is time-invariant in ``log t``.
 
-    ``"bilinear"``, ``"bilinear_log"`` and ``"exact"`` are singular at ``k = 0`` (``t = 0``);
+    The rules of ``_EXACT_START`` (all but the two s4 rules) are singular at ``k = 0`` (``t = 0``);
     there the step is the exact one: the only bounded solution on ``(0, dt]`` is
     ``x = -A⁻¹ B u_0`` (``= u_0 e_0`` for LegS: the projection of a constant), so
     ``Abar_0 = 0``, ``Bbar_0 = -A⁻¹ B``.
@@ -700,12 +717,19 @@ def _legs_run(u, A, B, start, method: str, structured: bool):
             Abar, Bbar = _zoh(A, B, jnp.log1p(1 / k))
             x = x @ Abar.T + uk[..., None] * Bbar
             return x, x
-    elif method in ("bilinear", "bilinear_log"):
+    elif method in ("bilinear", "bilinear_log", "bilinear_trap"):
         def step(x, inputs):
             k, uk = inputs
-            h_in = jnp.log1p(1 / k) if method == "bilinear_log" else 1 / k
+            h_in = {"bilinear": 1 / k, "bilinear_log": jnp.log1p(1 / k),
+                    "bilinear_trap": 0.5 / k + 0.5 / (k + 1)}[method]
             v = x + mul(x) / (2 * k) + uk[..., None] * B * h_in
             x = solve(v, 1 / (2 * (k + 1)))
+            return x, x
+    elif method == "bilinear_logtime":
+        def step(x, inputs):
+            k, uk = inputs
+            h = jnp.log1p(1 / k)
+            x = solve(x + 0.5 * h * mul(x) + uk[..., None] * B * h, 0.5 * h)
             return x, x
     else:
         lam_scale = 0.5 if method == "bilinear_s4" else 1.0
@@ -735,7 +759,8 @@ def legs_scan(u, N: int, *, method: str = "bilinear", normalization: str = "hipp
     """Run HiPPO-LegS over the samples ``u``; the state after step k remembers ``u_0 .. u_k``.
 
     The rules are those of :func:`legs_step_matrices` (the first step of ``"bilinear"``,
-    ``"bilinear_log"`` and ``"exact"`` is exact: ``x_1 = u_0 · (-A⁻¹ B)``), starting from
+    ``"bilinear_log"``, ``"bilinear_trap"``, ``"bilinear_logtime"`` and ``"exact"`` is exact:
+    ``x_1 = u_0 · (-A⁻¹ B)``), starting from
     ``x_0 = 0``; the result does not depend on the step size. ``structured=True`` applies ``A``
     and ``(I - λA)⁻¹`` through :func:`legs_matvec` / :func:`legs_solve` (O(N) memory per step,
     O(N log N) work); ``structured=False`` uses the dense A and a triangular solve (O(N²) per
@@ -961,3 +986,103 @@ def project_steps(kind: str, N: int, u, *, normalization: str = "hippo") -> jax.
     edges = jnp.arange(length + 1, dtype=dtype) / length
     W = _step_weights(kind, N, normalization, edges)
     return jnp.asarray(u, dtype) @ W
+
+
+# --------------------------------------------------------------------------- references and operation counts
+
+
+def solve_held(A, B, u, dt: float, *, scale_invariant: bool = False, rtol: float = 1e-12,
+               atol: float = 1e-14) -> np.ndarray:
+    """High-accuracy reference solution of a HiPPO ODE driven by a held (piecewise-constant) input.
+
+    Integrates ``x' = A x + B u`` (``scale_invariant=False``) or ``x' = (A x + B u) / t``
+    (``scale_invariant=True``) from ``x(0) = 0`` with ``u(t) = u_k`` on ``[k dt, (k+1) dt)``,
+    one piece at a time with SciPy's adaptive DOP853 (so no solver step straddles a jump of
+    the input), and returns the state at the end of every piece. Independent of the
+    discretizations of this module: nothing here uses ``expm`` or the step rules. For the
+    scale-invariant ODE the first piece starts at the singular point ``t = 0``; there the
+    bounded solution is the constant ``x = -A⁻¹ B u_0`` (what :func:`legs_step_matrices`
+    uses), and the solver takes over from ``t = dt``. Not jitted (a SciPy loop over pieces).
+
+    Args:
+        A: ``(N, N)`` real or complex; B: ``(N,)``.
+        u: ``(L,)`` held input values. dt: piece length > 0.
+        scale_invariant: which of the two ODEs.
+        rtol, atol: tolerances handed to ``scipy.integrate.solve_ivp`` (> 0).
+
+    Returns:
+        ``(L, N)`` NumPy array: row ``k`` is ``x((k+1) dt)`` (complex if ``A`` or ``B`` is).
+    """
+    from scipy.integrate import solve_ivp  # SciPy ships with JAX; imported here to keep sulib light
+
+    A = _square("A", A)
+    B = _vector("B", B, A.shape[0], "A")
+    u = _signal("u", u)
+    if u.ndim != 1:
+        raise ValueError(f"u must be 1-d (L,), got shape {u.shape}")
+    dt = _positive_scalar("dt", dt)
+    rtol = _positive_scalar("rtol", rtol)
+    atol = _positive_scalar("atol", atol)
+    dtype = np.result_type(A, B, np.float64)
+    x = np.zeros(A.shape[0], dtype)
+    out = np.empty((u.size, A.shape[0]), dtype)
+    for k, uk in enumerate(u):
+        if scale_invariant and k == 0:
+            x = _legs_start(A, B).astype(dtype) * uk
+        else:
+            drive = B * uk
+            rhs = (lambda t, y: (A @ y + drive) / t) if scale_invariant else (lambda t, y: A @ y + drive)
+            sol = solve_ivp(rhs, (k * dt, (k + 1) * dt), x, method="DOP853", rtol=rtol, atol=atol)
+            if not sol.success:  # pragma: no cover - DOP853 on these linear systems does not fail
+                raise RuntimeError(f"solve_ivp failed on piece {k}: {sol.message}")
+            x = sol.y[:, -1]
+        out[k] = x
+    return out
+
+
+_ELEMENTWISE = {"add", "sub", "mul", "div", "neg", "sqrt", "rsqrt", "exp", "log", "log1p", "integer_pow",
+                "max", "min", "abs", "square", "pow", "expm1"}
+
+
+def _count_jaxpr(jaxpr) -> int:
+    total = 0
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        out_size = sum(int(np.prod(v.aval.shape)) for v in eqn.outvars if hasattr(v.aval, "shape"))
+        if name in _ELEMENTWISE:
+            total += out_size
+        elif name in ("cumsum", "cumprod", "reduce_sum", "reduce_max"):
+            total += int(np.prod(eqn.invars[0].aval.shape))
+        elif name == "dot_general":
+            (contract, _), _ = eqn.params["dimension_numbers"]
+            lhs_shape = eqn.invars[0].aval.shape
+            total += 2 * out_size * int(np.prod([lhs_shape[d] for d in contract]))
+        elif name == "triangular_solve":
+            a_shape, b_shape = eqn.invars[0].aval.shape, eqn.invars[1].aval.shape
+            n = a_shape[-1]
+            total += n * n * int(np.prod(b_shape)) // n  # n² multiply-adds per right-hand side
+        for sub in jax_core.jaxprs_in_params(eqn.params):
+            inner = _count_jaxpr(sub)
+            total += inner * int(eqn.params.get("length", 1)) if name == "scan" else inner
+    return total
+
+
+def jaxpr_flops(fn, *args) -> int:
+    """Arithmetic operations that ``fn(*args)`` performs, counted on its jaxpr (deterministic).
+
+    Counts one operation per output element of elementwise arithmetic (``add``, ``mul``,
+    ``div``, ``sqrt``, ...), one per input element of ``cumsum`` and reductions, ``2 m n k``
+    for a matrix product (``dot_general``) and ``n²`` per right-hand side of a triangular solve;
+    data movement (slices, reshapes, broadcasts, concatenation, ``select``) is free. Bodies of
+    ``scan`` count ``length`` times; other sub-jaxprs (``jit``, ``cond`` branches) once each.
+    A machine-independent complexity measure, not a timing.
+
+    Args:
+        fn: a JAX-traceable function. args: its example arguments (arrays fix the shapes).
+
+    Returns:
+        the operation count, an int.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    return _count_jaxpr(jax.make_jaxpr(fn)(*args).jaxpr)

@@ -115,10 +115,15 @@ def test_chapter_has_figures_and_a_colab_button(server, browser, nb):
     assert problems == []
 
 
+# Sphinx typesets quotes in the ledger (smartquotes); a chapter's HTML output keeps them straight.
+STRAIGHT_QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"'})
+
+
 def rows_of(page, selector):
-    """Cell texts of every body row of the tables matched by ``selector``."""
-    return page.evaluate("""(sel) => Array.from(document.querySelectorAll(sel + ' tbody tr'))
+    """Cell texts of every body row of the tables matched by ``selector`` (quotes straightened)."""
+    rows = page.evaluate("""(sel) => Array.from(document.querySelectorAll(sel + ' tbody tr'))
         .map(tr => Array.from(tr.querySelectorAll('td')).map(td => td.innerText.trim()))""", selector)
+    return [[cell.translate(STRAIGHT_QUOTES) for cell in row] for row in rows]
 
 
 def test_ledger_agrees_with_every_chapter(server, browser):
