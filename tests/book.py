@@ -16,10 +16,10 @@ BRANCH: str = CONFIG["repository"]["branch"]
 
 
 def chapter_files() -> list[Path]:
-    """Every notebook listed in _toc.yml, in order."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [ch["file"] for part in toc["parts"] for ch in part["chapters"]]
-    return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").exists()]
+    """Every notebook listed in _toc.yml, in order (the same list the book's generated pages use)."""
+    import kexue_book
+
+    return [path for _, _, path in kexue_book.chapters(ROOT)]
 
 
 def install_cell_source() -> str:
