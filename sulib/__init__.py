@@ -4,6 +4,7 @@ Modules:
     derive     -- chains of equalities verified by SymPy as they are displayed
     attention  -- softmax attention entropy kernels (JAX)
     hippo_symbolic -- exact SymPy derivations of the HiPPO matrices from their projection integrals
+    optim      -- projected SGD on a ball, regret and its bound (JAX)
     ssm        -- HiPPO matrices, discretizations, scans and projections of linear state-space models (JAX)
     report     -- deterministic tables for notebook output, and the verdict that ends a chapter
     plotting   -- the book's figure style and a check that every axis is labelled

@@ -37,6 +37,18 @@ def positive_int(name: str, value, *, minimum: int = 1) -> int:
     return int(value)
 
 
+def positive_scalar(name: str, value) -> float:
+    """``value`` as a finite float > 0, or an error naming ``name``."""
+    if value is None:
+        raise ValueError(f"{name} must be a number > 0, got None")
+    array = as_finite_array(name, value)
+    if array.ndim != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {array.shape}")
+    if not array > 0:
+        raise ValueError(f"{name} must be > 0, got {float(array)}")
+    return float(array)
+
+
 def one_of(name: str, value, options: Iterable[str]) -> str:
     """``value`` if it is one of ``options``, or a ValueError listing them."""
     options = tuple(options)

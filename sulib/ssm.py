@@ -64,7 +64,7 @@ from jax import lax
 from jax.extend import core as jax_core
 from jax.scipy.linalg import expm, solve_triangular
 
-from sulib._checks import as_finite_array, one_of, positive_int
+from sulib._checks import as_finite_array, one_of, positive_int, positive_scalar
 
 __all__ = [
     "HIPPO_KINDS",
@@ -126,15 +126,6 @@ def _as_array(name: str, value, *, min_ndim: int = 0, allow_complex: bool = Fals
                 raise ValueError(f"{name} contains non-finite values (nan or inf)")
             return array
     return as_finite_array(name, value, min_ndim=min_ndim)
-
-
-def _positive_scalar(name: str, value) -> float:
-    array = as_finite_array(name, value)
-    if array.ndim != 0:
-        raise ValueError(f"{name} must be a scalar, got shape {array.shape}")
-    if not array > 0:
-        raise ValueError(f"{name} must be > 0, got {float(array)}")
-    return float(array)
 
 
 def _square(name: str, value, *, allow_complex: bool = True) -> np.ndarray:
@@ -261,7 +252,7 @@ def hippo(kind: str, N: int, *, theta: float = 1.0, normalization: str = "hippo"
     """
     one_of("kind", kind, HIPPO_KINDS)
     N = positive_int("N", N)
-    theta = _positive_scalar("theta", theta)
+    theta = positive_scalar("theta", theta)
     one_of("normalization", normalization, NORMALIZATIONS)
     if kind in SCALE_INVARIANT_KINDS and theta != 1.0:
         raise ValueError(f"theta does not apply to the scale-invariant kind {kind!r} (its window is [0, t])")
@@ -382,7 +373,7 @@ def discretize(A, B, dt, method: str = "zoh") -> tuple[jax.Array, jax.Array]:
     """
     A = _square("A", A)
     B = _vector("B", B, A.shape[0], "A")
-    dt = _positive_scalar("dt", dt)
+    dt = positive_scalar("dt", dt)
     one_of("method", method, DISCRETIZATIONS)
     dtype = _dtype(A, B)
     return _discretize(jnp.asarray(A, dtype), jnp.asarray(B, dtype), dt, method)
@@ -478,7 +469,7 @@ def legs_step_matrices(A, B, L: int, *, method: str = "bilinear", dt: float = 1.
     B = _vector("B", B, A.shape[0], "A")
     L = positive_int("L", L)
     one_of("method", method, LEGS_METHODS)
-    dt = _positive_scalar("dt", dt)
+    dt = positive_scalar("dt", dt)
     start = _legs_start(A, B) if method in _EXACT_START else np.zeros_like(B)
     dtype = _dtype(A, B)
     return _legs_matrices(jnp.asarray(A, dtype), jnp.asarray(B, dtype), jnp.asarray(start, dtype),
@@ -863,7 +854,7 @@ def _window_positions(kind: str, times, t, theta) -> np.ndarray:
     if times.ndim != 1 or times.size < 1:
         raise ValueError(f"times must be a non-empty 1-d array, got shape {times.shape}")
     t = float(as_finite_array("t", t))
-    theta = _positive_scalar("theta", theta)
+    theta = positive_scalar("theta", theta)
     if kind in SCALE_INVARIANT_KINDS:
         if theta != 1.0:
             raise ValueError(f"theta does not apply to the scale-invariant kind {kind!r} (its window is [0, t])")
@@ -1020,9 +1011,9 @@ def solve_held(A, B, u, dt: float, *, scale_invariant: bool = False, rtol: float
     u = _signal("u", u)
     if u.ndim != 1:
         raise ValueError(f"u must be 1-d (L,), got shape {u.shape}")
-    dt = _positive_scalar("dt", dt)
-    rtol = _positive_scalar("rtol", rtol)
-    atol = _positive_scalar("atol", atol)
+    dt = positive_scalar("dt", dt)
+    rtol = positive_scalar("rtol", rtol)
+    atol = positive_scalar("atol", atol)
     dtype = np.result_type(A, B, np.float64)
     x = np.zeros(A.shape[0], dtype)
     out = np.empty((u.size, A.shape[0]), dtype)

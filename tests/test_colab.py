@@ -1,7 +1,8 @@
 """Run every chapter the way Google Colab would.
 
 A fresh virtual environment holds only what Colab preinstalls and the chapters need
-(numpy, scipy, sympy, matplotlib, jax, ipykernel: the versions pinned in requirements.txt)
+(numpy, scipy, sympy, matplotlib, jax, ipykernel, optax, scikit-learn: the versions pinned in
+requirements.txt)
 plus a stand-in ``google.colab`` module imported at start-up, as in Colab. Nothing else: no
 sulib. The notebook's own first cell must then install sulib from the repository URL in
 _config.yml, which git redirects to this checkout (``url.<checkout>.insteadOf``), so what is
@@ -25,7 +26,7 @@ from book import REPOSITORY_URL, ROOT, chapter_files
 
 pytestmark = pytest.mark.colab
 
-COLAB_PACKAGES = ("numpy", "scipy", "sympy", "matplotlib", "jax", "jaxlib", "ipykernel")
+COLAB_PACKAGES = ("numpy", "scipy", "sympy", "matplotlib", "jax", "jaxlib", "ipykernel", "optax", "scikit-learn")
 
 
 def pinned(names):
