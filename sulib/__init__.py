@@ -2,6 +2,7 @@
 
 Modules:
     derive     -- chains of equalities verified by SymPy as they are displayed
+    fit        -- power-law (log-log) fits with the standard error of the exponent
     attention  -- softmax attention entropy kernels (JAX)
     hippo_symbolic -- exact SymPy derivations of the HiPPO matrices from their projection integrals
     optim      -- projected SGD on a ball, regret and its bound (JAX)
