@@ -120,7 +120,7 @@ def cmd_refresh(notebooks: list[str]) -> int:
         "for path in map(Path, sys.argv[1:]):\n"
         "    nb = nbformat.read(path, as_version=4)\n"
         "    t = time.monotonic()\n"
-        "    NotebookClient(nb, timeout=600, kernel_name='python3',\n"
+        "    NotebookClient(nb, timeout=600, kernel_name='python3', record_timing=False,  # no timestamps\n"
         "                   resources={'metadata': {'path': str(path.parent)}}).execute()\n"
         "    nbformat.write(nb, path)\n"
         "    print(f'{path}: executed in {time.monotonic() - t:.1f} s')\n"

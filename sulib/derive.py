@@ -41,7 +41,7 @@ class _Step:
     relation: str  # "=" or "≈"
     expr: sp.Expr
     reason: str
-    checked: str  # how SymPy verified it, e.g. "all n" or "n = 1…6"
+    checked: str  # how SymPy verified it, e.g. "all n" (the sum's bound), "exact" or "n = 1…6"
     dropped: sp.Expr | None = None
 
 
@@ -142,10 +142,16 @@ class Chain:
         raise ValueError("definitions refer to each other in a cycle")
 
     def _residual_vanishes(self, residual: sp.Expr) -> str | None:
-        """How ``residual == 0`` was shown ("all n", "n = 1…6"), or None if it was not."""
+        """How ``residual == 0`` was shown, or None if it was not.
+
+        "all T" (a sum identity proven for every value of its symbolic bounds, named), "exact"
+        (no symbolic bound), or "n = 1…6" (checked term by term for the values in ``check_n``).
+        """
         residual = self.expand_definitions(residual)
         if _is_zero(residual.doit()):
-            return "all n" if residual.has(sp.Sum) else "exact"
+            bounds = sorted({str(b) for term in residual.atoms(sp.Sum) for limit in term.limits
+                             for b in sp.Tuple(*limit[1:]).free_symbols})
+            return f"all {', '.join(bounds)}" if bounds else "exact"
         if self._check_n is None or not residual.has(self._check_n[0]):
             return None
         symbol, values = self._check_n

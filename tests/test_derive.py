@@ -54,3 +54,10 @@ def test_bad_arguments_are_rejected():
         Chain(sp.Symbol("S"), x, check_n=(n, []))
     with pytest.raises(TypeError, match="Lambda"):
         Chain(sp.Symbol("S"), x, definitions={a: x})
+
+
+def test_general_sum_identity_names_its_bound():
+    # "all T", not "all n": the reason names the symbol the identity was proven for.
+    T, t = sp.symbols("T t", integer=True, positive=True)
+    chain = Chain(sp.Symbol("S"), sp.Sum(2 * t, (t, 1, T))).eq(T * (T + 1), "Gauss")
+    assert chain.steps[-1].checked == "all T"

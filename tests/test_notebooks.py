@@ -48,6 +48,14 @@ def test_notebook_was_run_top_to_bottom_without_errors(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_execution_timestamps_are_stored(path):
+    # `tasks.py refresh` executes with record_timing=False: a re-run changes no byte it need not.
+    nb = json.loads(path.read_text())
+    stamped = [k for k, c in enumerate(nb["cells"]) if "execution" in c["metadata"]]
+    assert not stamped, f"cells {stamped} store execution timestamps; refresh with `python3 tasks.py refresh`"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_header_links_and_cites_the_post(path):
     nb = json.loads(path.read_text())
     header = "".join(nb["cells"][1]["source"])
