@@ -6,6 +6,8 @@ Modules:
     attention  -- softmax attention entropy kernels (JAX)
     hippo_symbolic -- exact SymPy derivations of the HiPPO matrices from their projection integrals
     optim      -- projected SGD on a ball, regret and its bound (JAX)
+    diffusion  -- Gaussian-mixture diffusion ODEs with exact flows, few-step solvers, AMED (JAX, diffrax, optax)
+    scaling    -- the quantization model of neural scaling: exact Zipf tails, simulations, sparse parity (JAX)
     ssm        -- HiPPO matrices, discretizations, scans and projections of linear state-space models (JAX)
     report     -- deterministic tables for notebook output, and the verdict that ends a chapter
     plotting   -- the book's figure style and a check that every axis is labelled
