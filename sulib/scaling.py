@@ -152,6 +152,8 @@ def quanta_loss(gamma: float, x, scaling: str = "params", *, n_max: int | None =
     tau, batch = positive_int("tau", tau), positive_int("batch", batch)
     a = float(as_finite_array("a", a))
     b = float(as_finite_array("b", b))
+    if not b > a:
+        raise ValueError(f"b (loss without the quantum) must exceed a, got a = {a}, b = {b}")
     x = _counts("x", x)
     if scaling == "params":
         return a + (b - a) * zipf_tail(gamma, x, n_max)
@@ -174,7 +176,8 @@ def _unlearned_infinite(gamma: float, D: np.ndarray, tau: int, *, rtol: float = 
     s = gamma + 1.0
     Z = ssp.zeta(s, 1.0)
     K, d_max = 1024, float(D.max())
-    while (d_max * K**-s / Z) ** tau / ssp.factorial(tau) > rtol:
+    # in logs: τ! overflows float64 from τ = 171 on
+    while tau * np.log(d_max * K**-s / Z) - ssp.gammaln(tau + 1.0) > np.log(rtol):
         K *= 2
         if K > k_cap:
             raise ValueError(f"n_max=None: D = {d_max:g} with tau = {tau} needs more than {k_cap} quanta "

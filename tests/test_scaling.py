@@ -94,6 +94,15 @@ def test_infinite_list_data_loss_matches_zeta_closed_form(gamma, D):
     assert quanta_loss(gamma, D, "data", tau=1)[0] == pytest.approx(float(exact), rel=1e-8)
 
 
+def test_infinite_list_data_loss_for_large_tau():
+    # τ! overflows float64 at τ = 171: the stopping rule must not silently stop early.
+    gamma, tau, D = 0.5, 200, 1e8
+    K = 2**22
+    p = np.arange(1, K + 1, dtype=np.float64) ** -(gamma + 1) / float(mp.zeta(gamma + 1))
+    direct = p @ sst.binom.cdf(tau - 1, D, p) + zipf_tail(gamma, K)[0]
+    assert quanta_loss(gamma, D, "data", tau=tau)[0] == pytest.approx(direct, rel=1e-9)
+
+
 def test_infinite_list_data_exponent_is_gamma_over_gamma_plus_one():
     D = 2.0 ** np.arange(14, 22)
     for gamma in (0.3, 0.8):
@@ -175,6 +184,7 @@ def test_training_learns_the_most_frequent_subtask_first():
     (lambda: tail_power_law(0.5, 0.5), ValueError, "n must be >= 1"),
     (lambda: quanta_loss(0.5, 10, "compute"), ValueError, "unknown scaling"),
     (lambda: quanta_loss(0.05, 1e6, "data", tau=1), ValueError, "needs more than"),
+    (lambda: quanta_loss(0.5, 10, a=1.0, b=1.0), ValueError, "b .* must exceed a"),
     (lambda: quanta_loss(0.5, 10, "data", n_max=10, tau=0), ValueError, "tau"),
     (lambda: quanta_loss(0.5, 0, "steps", n_max=10), ValueError, "x must be >= 1"),
     (lambda: simulate_unlearned_mass(jax.random.PRNGKey(0), 0.5, 10, batch=0, n_steps=2), ValueError, "batch"),
