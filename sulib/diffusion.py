@@ -490,6 +490,8 @@ def solve(mix: Mixture, x_T, grid, solver: str = "euler", *, afs: bool = False, 
         raise ValueError(f"scale must have shape ({N},) (one per step), got {c.shape}")
     if np.any(r <= 0) or np.any(r >= 1):
         raise ValueError("r must lie in (0, 1)")
+    if np.any(c <= 0):
+        raise ValueError("scale must be > 0 (a step scale factor)")
     if not isinstance(afs, (bool, np.bool_)):
         raise TypeError(f"afs must be a bool, got {type(afs).__name__}")
     dt = mix.means.dtype
@@ -647,11 +649,11 @@ def _amed_loss(params: AmedParams, mix, ref, grid, n_steps, afs):
 
 
 @partial(jax.jit, static_argnames="iters")
-def _train(mix, ref, grid, n_steps, afs, learn_scale, iters: int, lr):
+def _train(mix, ref, grid, n_steps, afs, learn_scale, iters: int, lr, theta0):
     import optax
 
     N = grid.shape[0] - 1
-    params = AmedParams(jnp.zeros(N, ref.dtype), jnp.zeros(N, ref.dtype))
+    params = AmedParams(jnp.full(N, theta0, ref.dtype), jnp.zeros(N, ref.dtype))
     opt = optax.adam(lr)
     state = opt.init(params)
     grad_fn = jax.value_and_grad(_amed_loss)
@@ -668,12 +670,14 @@ def _train(mix, ref, grid, n_steps, afs, learn_scale, iters: int, lr):
 
 
 def train_amed(mix: Mixture, ref_path, grid, *, afs: bool = False, learn_scale: bool = False, iters: int = 200,
-               lr: float = 0.05, pad_steps: int | None = None) -> tuple[AmedParams, jax.Array]:
+               lr: float = 0.05, pad_steps: int | None = None, r_init: float = 0.5) -> tuple[AmedParams, jax.Array]:
     """Distil the per-step AMED parameters from reference trajectories (Adam, full batch, jitted).
 
-    Starts at ``r = 1/2`` (the geometric mean: DPM-Solver-2) and ``scale = 1``. The loss is the AMED
-    paper's: each student step starts from the student's own previous state (gradient stopped) and is
-    compared, in squared Euclidean norm averaged over samples, with the reference state at its end time.
+    Starts at ``r = r_init`` for every step (default 1/2, the geometric mean: DPM-Solver-2) and
+    ``scale = 1`` (unbounded; the paper's code confines it to ``1 ± 0.01``). Each student step starts from
+    the student's own previous state (gradient stopped) and is compared, in squared Euclidean norm
+    averaged over samples, with the reference state at its end time (the paper's code restarts single-step
+    solvers from the teacher's state instead). The loss is not convex in ``r``: try several ``r_init``.
 
     Args:
         mix: the data mixture.
@@ -684,6 +688,7 @@ def train_amed(mix: Mixture, ref_path, grid, *, afs: bool = False, learn_scale: 
         iters: Adam iterations; lr: learning rate.
         pad_steps: run the step loop over this many steps (>= N; the extra ones are masked out), so
             that grids of different lengths share one compilation.
+        r_init: the starting ``r`` in (0, 1).
 
     Returns:
         ``(params, losses)``: :class:`AmedParams` with ``(N,)`` fields, and the loss ``(iters,)`` before each update.
@@ -695,13 +700,16 @@ def train_amed(mix: Mixture, ref_path, grid, *, afs: bool = False, learn_scale: 
         raise ValueError(f"ref_path must have shape ({g.size}, B, {mix.dim}), got {ref.shape}")
     iters = positive_int("iters", iters)
     lr = positive_scalar("lr", lr)
+    r_init = positive_scalar("r_init", r_init)
+    if not r_init < 1:
+        raise ValueError(f"r_init must lie in (0, 1), got {r_init}")
     N = g.size - 1
     P = N if pad_steps is None else positive_int("pad_steps", pad_steps, minimum=N)
     g_pad = np.concatenate([g, np.full(P - N, g[-1])])
     ref_pad = np.concatenate([ref, np.repeat(ref[-1:], P - N, axis=0)])
     dt = mix.means.dtype
     params, losses = _train(mix, jnp.asarray(ref_pad, dt), jnp.asarray(g_pad, dt), N, bool(afs), bool(learn_scale),
-                            iters, lr)
+                            iters, lr, float(np.log(r_init / (1 - r_init))))
     return AmedParams(params.theta[:N], params.gamma[:N]), losses
 
 

@@ -256,6 +256,8 @@ def test_symbolic_local_error_orders():
     (lambda: dm.sliced_wasserstein(np.ones((3, 2)), np.ones((4, 2)), jax.random.PRNGKey(0)), ValueError, "x"),
     (lambda: dm.train_amed(MIX, np.ones((3, 2, D)), dm.edm_grid(3)), ValueError, "ref_path"),
     (lambda: dm.train_amed(MIX, np.ones((4, 2, D)), dm.edm_grid(3), pad_steps=2), ValueError, "pad_steps"),
+    (lambda: dm.train_amed(MIX, np.ones((4, 2, D)), dm.edm_grid(3), r_init=1.0), ValueError, "r_init"),
+    (lambda: dm.solve(MIX, np.ones((2, D)), dm.edm_grid(3), "amed", scale=[1.0, -1.0, 1.0]), ValueError, "scale"),
 ])
 def test_bad_input_is_rejected_with_the_argument_named(call, exc, word):
     with pytest.raises(exc, match=word):
