@@ -6,6 +6,7 @@ Directives (used in book/*.md):
 ``{claims-ledger}``      every claim of every chapter, from the verdict in the chapter's last cell
 ``{chapter-list}``       the chapters by part, with post, date and ledger status (landing page)
 ``{build-environment}``  Python, JAX backend and package versions of the environment that built the book
+``{execution-times}``    where and in how many seconds each chapter was executed (refresh, CI, this build)
 ``{external-links}``     every external link of the book, each checked for syntax
 
 A chapter's verdict is the JSON that ``sulib.report.Verdict`` embeds in the HTML output of the last
@@ -83,6 +84,32 @@ def read_verdict(path: Path) -> dict:
         if claim.get("id") != f"C{k + 1}" or claim.get("status") not in STATUSES:
             raise LedgerError(f"{path}: claim {k} malformed: {claim}")
     return verdict
+
+
+def refresh_record(path: Path) -> dict | None:
+    """What ``tasks.py refresh`` recorded when it last executed the notebook (date, seconds, environment)."""
+    return json.loads(Path(path).read_text())["metadata"].get("kexue", {}).get("refresh")
+
+
+def current_commit(root: Path = ROOT) -> str:
+    """HEAD's short hash, with '+changes' when tracked files differ from it (as tests/notebook_timing.py)."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout.strip()
+
+    return (git("rev-parse", "--short=12", "HEAD") or "unknown") + \
+        ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def ci_run_times(stage: str, root: Path = ROOT) -> dict | None:
+    """Per-notebook seconds of this checkout's last test run of ``stage`` ('nbval' or 'colab'), if it
+    ran on the commit being built; None otherwise (an older run says nothing about these notebooks)."""
+    path = root / "_build" / "timings" / f"{stage}.json"
+    if not path.exists():
+        return None
+    run = json.loads(path.read_text())
+    return run if run.get("commit") == current_commit(root) else None
 
 
 def status_counts(verdict: dict) -> str:
@@ -243,6 +270,54 @@ class BuildEnvironment(SphinxDirective):
         return [_table(["component", "version"], rows, classes=["build-environment"])]
 
 
+class ExecutionTimes(SphinxDirective):
+    """Each chapter's execution time, from each place it was really executed, saying which run that was."""
+
+    STAGES = {"nbval": "nbval (strict), the project's environment",
+              "colab": "Colab replica: Colab's package versions on this machine's Python"}
+
+    def run(self):
+        from myst_nb.sphinx_ import NbMetadataCollector
+
+        root = Path(self.env.srcdir)
+        runs = {stage: ci_run_times(stage, root) for stage in self.STAGES}
+        executed = self.env.config.nb_execution_mode not in ("off", None)
+        header = ["chapter", "tasks.py refresh (stored outputs)"]
+        header += [f"{label}" for stage, label in self.STAGES.items() if runs[stage]]
+        header += ["this build"] if executed else []
+        rows, environments = [], set()
+        for _, docname, path in chapters(root):
+            self.env.note_dependency(str(path))
+            record = refresh_record(path)
+            if record is None:
+                LOGGER.warning(f"{path}: no refresh record; run `python3 tasks.py refresh {path}`",
+                               location=(self.env.docname, self.lineno))
+                refresh = "not recorded"
+            else:
+                environments.add(record["environment"])
+                refresh = f"{record['seconds']:.1f} s on {record['date']}"
+            row = [_xref(self.env, "doc", "/" + docname), refresh]
+            rel = path.relative_to(root).as_posix()
+            row += [f"{runs[s]['seconds'][rel]:.1f} s" if rel in runs[s]["seconds"] else "not run"
+                    for s in self.STAGES if runs[s]]
+            if executed:
+                data = NbMetadataCollector.get_exec_data(self.env, docname)
+                row.append(f"{data['runtime']:.1f} s" if data and data.get("runtime") else "from cache")
+            rows.append(row)
+        notes = [f"tasks.py refresh ran in: {'; '.join(sorted(environments)) or 'no record'}."]
+        for stage, label in self.STAGES.items():
+            if runs[stage]:
+                notes.append(f"{label}: the test run of commit {runs[stage]['commit']} that ended "
+                             f"{runs[stage]['finished']}, in this checkout (sum of the cells' times).")
+        if not any(runs.values()):
+            notes.append("No test run of this commit preceded this build, so only the refresh times are known.")
+        notes.append("This build re-executed every notebook (tasks.py book --execute)." if executed else
+                     "This build executed nothing: it rendered the stored outputs, which the nbval stage of "
+                     "python3 tasks.py test proves reproduce.")
+        return [_table(header, rows, classes=["execution-times"]),
+                *(nodes.paragraph("", note) for note in notes)]
+
+
 class external_links_node(nodes.General, nodes.Element):
     """Placeholder, replaced by the list of external links once every document has been read."""
 
@@ -321,6 +396,7 @@ def setup(app):
     app.add_directive("chapter-list", ChapterList)
     app.add_directive("build-environment", BuildEnvironment)
     app.add_directive("external-links", ExternalLinks)
+    app.add_directive("execution-times", ExecutionTimes)
     app.add_node(external_links_node)
     app.add_post_transform(ExternalLinksTransform)
     app.connect("doctree-read", _collect_links)

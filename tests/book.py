@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,9 @@ sys.path.insert(0, str(ROOT / "_ext"))  # the book's Sphinx extension: `import k
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 REPOSITORY_URL: str = CONFIG["repository"]["url"]
 BRANCH: str = CONFIG["repository"]["branch"]
+# `python3 tasks.py check NB...` sets this (paths relative to the root, separated by os.pathsep) to run
+# the browser and Colab stages on those notebooks only; unset, they cover every chapter.
+SELECTION_VARIABLE = "KEXUE_NOTEBOOKS"
 
 
 def chapter_files() -> list[Path]:
@@ -22,10 +26,65 @@ def chapter_files() -> list[Path]:
     return [path for _, _, path in kexue_book.chapters(ROOT)]
 
 
+def selected_notebooks() -> list[Path]:
+    """The notebooks the execution stages cover: every chapter, or those named in ``KEXUE_NOTEBOOKS``."""
+    named = os.environ.get(SELECTION_VARIABLE, "")
+    if not named:
+        return chapter_files()
+    return [(ROOT / name).resolve() for name in named.split(os.pathsep) if name]
+
+
 def install_cell_source() -> str:
-    """The exact first cell every notebook must carry (sulib from the repository, in Colab only)."""
+    """The exact first cell every notebook must carry: sulib from the repository, in Colab only.
+
+    ``pip list`` pipes the version of every package the runtime already has into pip's constraints
+    (``-c /dev/stdin``: no file that two runtimes could share), so pip resolves sulib's dependencies
+    (diffrax and its JAX stack) to releases that fit Colab's JAX instead of upgrading JAX or IPython
+    under the running kernel; when it cannot, the cell fails. ``tests/test_colab.py`` checks all this.
+    """
+    pip = "{sys.executable} -m pip"
     return (
         "import sys\n"
         'if "google.colab" in sys.modules:  # only inside Colab: install the book\'s helper package\n'
-        f'    %pip install -q "sulib @ git+{REPOSITORY_URL}"'
+        "    # constrained to what Colab preinstalls, pip adds packages and never replaces one\n"
+        f'    !{pip} list --format=freeze --exclude sulib | {pip} install -q -c /dev/stdin "sulib @ git+{REPOSITORY_URL}"\n'
+        "    if _exit_code:  # set by IPython's `!`\n"
+        '        raise RuntimeError("pip could not install sulib (its message is above)")'
     )
+
+
+# --------------------------------------------------------------------------- Google Colab's runtime
+
+COLAB_SNAPSHOT = ROOT / "tests" / "data" / "colab-pip-freeze.txt"
+# What Colab must already hold for a chapter to run: every distribution a chapter or sulib imports that
+# Colab preinstalls (tests/test_dependencies.py keeps this list complete), and the kernel it runs them in.
+COLAB_PREINSTALLED = ("numpy", "scipy", "sympy", "matplotlib", "jax", "jaxlib", "optax", "scikit-learn",
+                      "ipython", "ipykernel")
+
+
+def canonical(name: str) -> str:
+    """A distribution name as pip compares them: lower case, runs of ``-_.`` as one ``-``."""
+    from packaging.utils import canonicalize_name
+
+    return str(canonicalize_name(name))
+
+
+def colab_versions() -> dict[str, str]:
+    """``{canonical name: version}`` of every package in Colab's published pip freeze (URL installs left out)."""
+    pins = {}
+    for line in COLAB_SNAPSHOT.read_text().splitlines():
+        if line.startswith("#") or " @ " in line or "==" not in line:
+            continue
+        name, version = line.split("==")
+        pins[canonical(name)] = version.strip()
+    return pins
+
+
+def colab_python() -> str:
+    """The Python version of the snapshot's runtime, from the data file's header ('... Python 3.13.15 ...')."""
+    import re
+
+    match = re.search(r"^#.*\bPython (\d+\.\d+\.\d+)", COLAB_SNAPSHOT.read_text(), flags=re.M)
+    if match is None:
+        raise ValueError(f"{COLAB_SNAPSHOT}: the header must name the runtime's Python version")
+    return match.group(1)

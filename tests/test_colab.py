@@ -1,12 +1,16 @@
 """Run every chapter the way Google Colab would.
 
-A fresh virtual environment holds only what Colab preinstalls and the chapters need
-(numpy, scipy, sympy, matplotlib, jax, ipykernel, optax, scikit-learn: the versions pinned in
-requirements.txt)
-plus a stand-in ``google.colab`` module imported at start-up, as in Colab. Nothing else: no
-sulib. The notebook's own first cell must then install sulib from the repository URL in
-_config.yml, which git redirects to this checkout (``url.<checkout>.insteadOf``), so what is
-installed is the committed HEAD. Then the whole notebook must execute without error.
+The replica is a fresh virtual environment holding what Colab preinstalls, at the versions of
+Colab's latest published snapshot (``tests/data/colab-pip-freeze.txt``): every package a chapter
+imports, and IPython/ipykernel, with their dependencies pinned to the snapshot too. Colab runs
+Python 3.13; this machine has only its own Python (3.11), so the replica runs on that. A stand-in
+``google.colab`` module is imported at start-up, as in Colab. sulib is not installed: the notebook's
+own first cell must install it from the repository URL in _config.yml, which git redirects to this
+checkout (``url.<checkout>.insteadOf``), so what is installed is the committed HEAD.
+
+Each test executes one whole notebook and then compares ``pip list`` before and after: the install
+cell may add packages, never change or remove one that was there. pytest-xdist runs two notebooks at
+a time, each worker in a replica of its own (one notebook per runtime, as in Colab).
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -22,30 +25,37 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from book import REPOSITORY_URL, ROOT, chapter_files
+from book import COLAB_PREINSTALLED, REPOSITORY_URL, ROOT, canonical, colab_versions, selected_notebooks
 
 pytestmark = pytest.mark.colab
 
-COLAB_PACKAGES = ("numpy", "scipy", "sympy", "matplotlib", "jax", "jaxlib", "ipykernel", "optax", "scikit-learn")
+
+def pip_list(python: Path) -> dict[str, str]:
+    """``{canonical name: version}`` of everything installed in the environment of ``python``."""
+    out = subprocess.check_output([python, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
+                                  text=True)
+    return {canonical(name): version for name, version in (line.split("==") for line in out.split())}
 
 
-def pinned(names):
-    pins = {}
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        if "==" in line and not line.startswith("#"):
-            name, version = line.split("==")
-            pins[name.lower()] = f"{name}=={version}"
-    return [pins[n] for n in names]
+def pip_install(python: Path, *args: str | Path) -> None:
+    subprocess.check_call([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *map(str, args)])
 
 
 @pytest.fixture(scope="module")
-def colab_kernel(tmp_path_factory):
+def colab_kernel(tmp_path_factory) -> Path:
+    """Build the replica; return its Python. The kernel is registered as ``colab`` (JUPYTER_PATH)."""
     base = tmp_path_factory.mktemp("colab")
     env_dir = base / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    subprocess.check_call([python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                           *pinned(COLAB_PACKAGES)])
+    colab = colab_versions()
+    constraints = base / "colab-constraints.txt"
+    constraints.write_text("".join(f"{name}=={version}\n" for name, version in colab.items()))
+    pip_install(python, f"pip=={colab['pip']}", f"setuptools=={colab['setuptools']}")  # Colab's own pip
+    pip_install(python, "-c", constraints, *COLAB_PREINSTALLED)
+    installed = pip_list(python)
+    off = {name: (version, colab[name]) for name, version in installed.items() if colab.get(name, version) != version}
+    assert not off, f"the replica differs from the Colab snapshot (installed, Colab): {off}"
     # Stand-in for Colab's runtime: google.colab exists and is already imported at start-up.
     standin = base / "standin"
     (standin / "google" / "colab").mkdir(parents=True)
@@ -62,7 +72,8 @@ def colab_kernel(tmp_path_factory):
         "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Colab replica",
         "language": "python",
-        "env": {"PYTHONPATH": str(standin), "GIT_CONFIG_GLOBAL": str(gitconfig), "JAX_PLATFORMS": "cpu"},
+        "env": {"PYTHONPATH": str(standin), "GIT_CONFIG_GLOBAL": str(gitconfig), "JAX_PLATFORMS": "cpu",
+                "PATH": f"{env_dir / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"},  # `!pip` is the kernel's pip
     }))
     old = os.environ.get("JUPYTER_PATH")
     os.environ["JUPYTER_PATH"] = str(base / "jupyter")
@@ -73,16 +84,22 @@ def colab_kernel(tmp_path_factory):
         os.environ["JUPYTER_PATH"] = old
 
 
-@pytest.mark.parametrize("path", chapter_files(), ids=lambda p: p.stem)
-def test_notebook_runs_as_in_colab(colab_kernel, path):
+@pytest.mark.parametrize("path", selected_notebooks(), ids=lambda p: p.stem)
+def test_notebook_runs_as_in_colab(colab_kernel, path, record_property):
+    record_property("notebook", path.relative_to(ROOT).as_posix())  # for the per-chapter timings
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []
+    before = pip_list(colab_kernel)
     # Run outside the repository so that `import sulib` can only find the installed package.
-    workdir = colab_kernel.parent.parent / "work"
+    workdir = colab_kernel.parent.parent.parent / "work"
     workdir.mkdir(exist_ok=True)
     NotebookClient(nb, timeout=600, kernel_name="colab", resources={"metadata": {"path": str(workdir)}}).execute()
+    after = pip_list(colab_kernel)
+    changed = {name: f"{version} -> {after.get(name, 'removed')}" for name, version in before.items()
+               if after.get(name) != version}
+    assert not changed, f"the install cell replaced packages Colab preinstalls: {changed}"
     where = subprocess.check_output([colab_kernel, "-c", "import sulib; print(sulib.__file__)"], text=True,
                                     cwd=workdir)
     assert str(colab_kernel.parent.parent) in where, f"sulib was not installed into the Colab replica: {where}"

@@ -11,6 +11,8 @@ from PIL import Image
 
 from book import BRANCH, REPOSITORY_URL, ROOT, SKELETON, chapter_files, install_cell_source
 
+import kexue_book  # noqa: E402  (after `book`, which puts _ext on sys.path)
+
 CHAPTERS = chapter_files()
 NOTEBOOKS = [*CHAPTERS, SKELETON]  # the skeleton must stay a working chapter
 
@@ -53,6 +55,15 @@ def test_no_execution_timestamps_are_stored(path):
     nb = json.loads(path.read_text())
     stamped = [k for k, c in enumerate(nb["cells"]) if "execution" in c["metadata"]]
     assert not stamped, f"cells {stamped} store execution timestamps; refresh with `python3 tasks.py refresh`"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_refresh_recorded_when_where_and_how_long(path):
+    # the status page shows it as the time of the stored outputs
+    record = kexue_book.refresh_record(path)
+    assert record is not None, f"no refresh record: run `python3 tasks.py refresh {path.relative_to(ROOT)}`"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", record["date"]) and record["seconds"] > 0
+    assert record["environment"].startswith("Python ")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -72,3 +72,16 @@ def test_every_external_link_in_the_text_is_listed_and_well_formed():
             if kexue_book.is_external(href):
                 assert kexue_book.url_problem(href) is None, f"{page.relative_to(HTML)}: {href}"
                 assert href in listed, f"{href} is not on the status page"
+
+
+def test_status_page_times_every_chapter():
+    """One row per chapter, with its refresh time, and the CI stages' columns when this commit was tested."""
+    status = (HTML / "book" / "status.html").read_text()
+    table = re.search(r'<table class="[^"]*execution-times.*?</table>', status, re.S)
+    assert table, "the status page has no table of execution times"
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table.group(0), re.S)[1:]
+    assert len(rows) == len(kexue_book.chapters())
+    assert all(re.search(r"[\d.]+ s on \d{4}-\d\d-\d\d", row) for row in rows), "a chapter has no refresh time"
+    for stage in ("nbval", "colab"):
+        if kexue_book.ci_run_times(stage) is not None:  # this commit's test run preceded the build
+            assert f"the test run of commit {kexue_book.current_commit()}" in html.unescape(status)
