@@ -152,11 +152,11 @@ def cmd_test(notebooks: list[str]) -> int:
                       lambda **out: notebook_stage("nbval", *nbval, notebooks=notebooks, **out),
                       lambda **out: notebook_stage("colab", *colab, notebooks=notebooks, **out)))]
     else:
-        stages = [("unit tests", lambda: pytest("tests", "-m", "not browser and not colab")),
+        stages = [("unit tests", lambda: pytest("tests", "-m", "not browser and not colab", "-n", "2")),
                   ("notebooks (nbval, strict)", lambda: notebook_stage("nbval", *nbval, notebooks=notebooks)),
                   ("colab replica", lambda: notebook_stage("colab", *colab, notebooks=notebooks))]
     stages += [("book build (-W -n --keep-going)", build_book),
-               ("real browser", lambda: pytest("tests", "-m", "browser", env=selection))]
+               ("real browser", lambda: pytest("tests", "-m", "browser", "-n", "2", env=selection))]
     for name, stage in stages:
         started = time.monotonic()
         print(f"\n=== {name} ===", flush=True)

@@ -1035,6 +1035,20 @@ _ELEMENTWISE = {"add", "sub", "mul", "div", "neg", "sqrt", "rsqrt", "exp", "log"
                 "max", "min", "abs", "square", "pow", "expm1"}
 
 
+def _sub_jaxprs(params: dict):
+    """The jaxprs nested in an equation's parameters (scan and jit bodies, cond branches).
+
+    Written out because ``jax.extend.core.jaxprs_in_params`` only exists from JAX 0.8 on, and Colab
+    runs 0.7.2 (tests/data/colab-pip-freeze.txt).
+    """
+    for value in params.values():
+        for item in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(item, jax_core.ClosedJaxpr):
+                yield item.jaxpr
+            elif isinstance(item, jax_core.Jaxpr):
+                yield item
+
+
 def _count_jaxpr(jaxpr) -> int:
     total = 0
     for eqn in jaxpr.eqns:
@@ -1052,7 +1066,7 @@ def _count_jaxpr(jaxpr) -> int:
             a_shape, b_shape = eqn.invars[0].aval.shape, eqn.invars[1].aval.shape
             n = a_shape[-1]
             total += n * n * int(np.prod(b_shape)) // n  # n² multiply-adds per right-hand side
-        for sub in jax_core.jaxprs_in_params(eqn.params):
+        for sub in _sub_jaxprs(eqn.params):
             inner = _count_jaxpr(sub)
             total += inner * int(eqn.params.get("length", 1)) if name == "scan" else inner
     return total

@@ -32,12 +32,13 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # TeX that would be visible if MathJax had not typeset it (code blocks are excluded from the scan).
 RAW_TEX = re.compile(r"\\(begin|end|frac|sqrt|sum|log|lambda|left|right|mathrm)\b|\$\$|\\\(|\\\[")
-# Every page; with a selection of notebooks (tasks.py check), the other chapters' pages are left out.
+# The chapters (all, or those named by `tasks.py check`) are opened by test_chapter_page, every other page
+# by test_page_renders_offline.
 CHAPTERS = [nb for nb in selected_notebooks() if nb in chapter_files()]
-SKIPPED = {nb.relative_to(ROOT).with_suffix(".html").as_posix() for nb in set(chapter_files()) - set(CHAPTERS)}
+CHAPTER_PAGES = {nb.relative_to(ROOT).with_suffix(".html").as_posix() for nb in chapter_files()}
 PAGES = sorted(p.relative_to(HTML).as_posix() for p in HTML.rglob("*.html")
                if not {"_static", "_sources", "_images"} & set(p.relative_to(HTML).parts)
-               and p.relative_to(HTML).as_posix() not in SKIPPED) if HTML.exists() else []
+               and p.relative_to(HTML).as_posix() not in CHAPTER_PAGES) if HTML.exists() else []
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +82,8 @@ def open_page(browser, url, color_scheme="light"):
     return page, problems
 
 
-@pytest.mark.parametrize("path", PAGES)
-def test_page_renders_offline(server, browser, path):
-    page, problems = open_page(browser, f"{server}/{path}")
+def check_renders(page) -> None:
+    """Math typeset offline, no raw TeX in the visible text, every image loaded."""
     n_math = page.locator(".math").count()
     if n_math:
         page.wait_for_selector("mjx-container", state="attached", timeout=30_000)
@@ -100,24 +100,20 @@ def test_page_renders_offline(server, browser, path):
     broken = page.evaluate("""() => Array.from(document.images)
         .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)""")
     assert broken == [], f"images that did not load: {broken}"
+
+
+def screenshot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_renders_offline(server, browser, path):
+    """Every page but the chapters (test_chapter_page covers those, in both themes)."""
+    page, problems = open_page(browser, f"{server}/{path}")
+    check_renders(page)
     if path.startswith("book/"):
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / (path.replace("/", "__")[:-5] + ".png")), full_page=True)
-    page.close()
-    assert problems == []
-
-
-@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
-def test_chapter_has_figures_and_a_colab_button(server, browser, nb):
-    rel = nb.relative_to(ROOT).with_suffix("")
-    page, problems = open_page(browser, f"{server}/{rel.as_posix()}.html")
-    colab = f"https://colab.research.google.com/github/{REPOSITORY_URL.removeprefix('https://github.com/')}" \
-            f"/blob/{BRANCH}/{rel.as_posix()}.ipynb"
-    assert page.locator(f'a[href="{colab}"]').count() >= 1, f"no launch link to {colab}"
-    figures = sum("image/png" in out.get("data", {})
-                  for cell in json.loads(nb.read_text())["cells"] for out in cell.get("outputs", []))
-    assert figures >= 1 and page.locator("img").count() >= figures  # every stored figure is on the page
-    assert page.locator("table").count() >= 1  # the verdict table
+        screenshot(page, path.replace("/", "__")[:-5])
     page.close()
     assert problems == []
 
@@ -129,30 +125,14 @@ STRAIGHT_QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"'}
 def rows_of(page, selector):
     """Cell texts of every body row of the tables matched by ``selector`` (quotes straightened)."""
     rows = page.evaluate("""(sel) => Array.from(document.querySelectorAll(sel + ' tbody tr'))
-        .map(tr => Array.from(tr.querySelectorAll('td')).map(td => td.innerText.trim()))""", selector)
-    return [[cell.translate(STRAIGHT_QUOTES) for cell in row] for row in rows]
+        .map(tr => Array.from(tr.querySelectorAll('td')).map(td => td.innerText))""", selector)
+    return [[" ".join(cell.translate(STRAIGHT_QUOTES).split()) for cell in row] for row in rows]
 
 
-def test_ledger_agrees_with_every_chapter(server, browser):
-    ledger, problems = open_page(browser, f"{server}/book/ledger.html")
-    landing, more = open_page(browser, f"{server}/book/intro.html")
-    ledger_rows = rows_of(ledger, "table.ledger")
-    chapter_rows = []
-    for _, docname, nb in kexue_book.chapters():
-        page, found = open_page(browser, f"{server}/{docname}.html")
-        problems += found
-        rows = rows_of(page, "table.verdict")
-        assert rows, f"{docname}: no verdict table on the page"
-        verdict = kexue_book.read_verdict(nb)
-        assert [r[0] for r in rows] == [c["id"] for c in verdict["claims"]]
-        # the landing page states the same status counts as the chapter's own table
-        counts = kexue_book.status_counts({"claims": [{"status": r[-1]} for r in rows]})
-        item = landing.locator("ul.chapter-list li", has=landing.locator(f'a[href$="{docname.split("/")[-1]}.html"]'))
-        assert f"Ledger: {counts}." in item.inner_text(), f"landing page and {docname} disagree"
-        chapter_rows += rows
-        page.close()
-    assert ledger_rows == chapter_rows, "the ledger and the chapters' verdict tables disagree"
-    assert problems + more == []
+def verdict_rows(nb: Path) -> list[list[str]]:
+    """The rows a chapter's verdict table shows, from the verdict recorded in the notebook."""
+    return [[" ".join(str(c[key]).split()) for key in ("id", "claim", "check", "measured", "status")]
+            for c in kexue_book.read_verdict(nb)["claims"]]
 
 
 def contrast(page, selector):
@@ -175,18 +155,41 @@ def contrast(page, selector):
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.stem)
-def test_chapter_is_legible_in_both_themes(server, browser, nb, scheme):
+def test_chapter_page(server, browser, nb, scheme):
+    """One load of the chapter per theme: it renders, it is legible, and it shows what the notebook holds."""
     rel = nb.relative_to(ROOT).with_suffix("").as_posix()
     page, problems = open_page(browser, f"{server}/{rel}.html", color_scheme=scheme)
     assert page.evaluate("document.documentElement.dataset.theme") == scheme
+    check_renders(page)
     for selector in ("article p", "article a", "table.verdict td", ".cell_output pre", "article h1, article h2"):
         ratio = contrast(page, selector)
         assert ratio >= 4.5, f"{scheme} mode: text of {selector!r} has contrast {ratio:.1f} < 4.5 (WCAG AA)"
-    if scheme == "dark":
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / (rel.replace("/", "__") + "__dark.png")), full_page=True)
+    colab = f"https://colab.research.google.com/github/{REPOSITORY_URL.removeprefix('https://github.com/')}" \
+            f"/blob/{BRANCH}/{rel}.ipynb"
+    assert page.locator(f'a[href="{colab}"]').count() >= 1, f"no launch link to {colab}"
+    figures = sum("image/png" in out.get("data", {})
+                  for cell in json.loads(nb.read_text())["cells"] for out in cell.get("outputs", []))
+    assert figures >= 1 and page.locator("img").count() >= figures  # every stored figure is on the page
+    assert rows_of(page, "table.verdict") == verdict_rows(nb), "the verdict table differs from the notebook's"
+    screenshot(page, rel.replace("/", "__") + ("__dark" if scheme == "dark" else ""))
     page.close()
     assert problems == []
+
+
+def test_ledger_agrees_with_every_chapter(server, browser):
+    """The ledger lists each chapter's recorded verdict (which test_chapter_page finds on the chapter's page),
+    and the landing page states the same status counts."""
+    ledger, problems = open_page(browser, f"{server}/book/ledger.html")
+    landing, more = open_page(browser, f"{server}/book/intro.html")
+    chapter_rows = []
+    for _, docname, nb in kexue_book.chapters():
+        rows = verdict_rows(nb)
+        counts = kexue_book.status_counts({"claims": [{"status": r[-1]} for r in rows]})
+        item = landing.locator("ul.chapter-list li", has=landing.locator(f'a[href$="{docname.split("/")[-1]}.html"]'))
+        assert f"Ledger: {counts}." in item.inner_text(), f"landing page and {docname} disagree"
+        chapter_rows += rows
+    assert rows_of(ledger, "table.ledger") == chapter_rows, "the ledger and the chapters' verdicts disagree"
+    assert problems + more == []
 
 
 def test_screenshots_show_chinese_and_emoji(browser):

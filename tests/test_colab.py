@@ -10,13 +10,15 @@ checkout (``url.<checkout>.insteadOf``), so what is installed is the committed H
 
 Each test executes one whole notebook and then compares ``pip list`` before and after: the install
 cell may add packages, never change or remove one that was there. pytest-xdist runs two notebooks at
-a time, each worker in a replica of its own (one notebook per runtime, as in Colab).
+a time, each worker in a replica of its own (as in Colab, where each notebook has its own runtime).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import subprocess
 import venv
 from pathlib import Path
@@ -41,21 +43,38 @@ def pip_install(python: Path, *args: str | Path) -> None:
     subprocess.check_call([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *map(str, args)])
 
 
-@pytest.fixture(scope="module")
-def colab_kernel(tmp_path_factory) -> Path:
-    """Build the replica; return its Python. The kernel is registered as ``colab`` (JUPYTER_PATH)."""
-    base = tmp_path_factory.mktemp("colab")
-    env_dir = base / "venv"
+def build_replica(env_dir: Path) -> None:
+    """A virtual environment with Colab's pip and Colab's versions of COLAB_PREINSTALLED and their dependencies."""
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
     colab = colab_versions()
-    constraints = base / "colab-constraints.txt"
+    constraints = env_dir / "colab-constraints.txt"
     constraints.write_text("".join(f"{name}=={version}\n" for name, version in colab.items()))
     pip_install(python, f"pip=={colab['pip']}", f"setuptools=={colab['setuptools']}")  # Colab's own pip
     pip_install(python, "-c", constraints, *COLAB_PREINSTALLED)
-    installed = pip_list(python)
-    off = {name: (version, colab[name]) for name, version in installed.items() if colab.get(name, version) != version}
+    off = {name: (version, colab[name]) for name, version in pip_list(python).items()
+           if colab.get(name, version) != version}
     assert not off, f"the replica differs from the Colab snapshot (installed, Colab): {off}"
+
+
+@pytest.fixture(scope="module")
+def colab_kernel(tmp_path_factory, worker_id) -> Path:
+    """A replica of this worker's own; return its Python. The kernel is registered as ``colab`` (JUPYTER_PATH)."""
+    # The first worker builds a pristine replica in the folder the workers share; each worker then
+    # takes a hard-linked copy (instant; pip and Python replace files, never write into them).
+    shared = tmp_path_factory.getbasetemp()
+    shared = shared.parent if worker_id != "master" else shared
+    pristine = shared / "colab-pristine"
+    with open(shared / "colab-pristine.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (pristine / "complete").exists():
+            shutil.rmtree(pristine, ignore_errors=True)
+            build_replica(pristine)
+            (pristine / "complete").touch()
+    base = tmp_path_factory.mktemp("colab")
+    env_dir = base / "venv"
+    subprocess.check_call(["cp", "-al", pristine, env_dir])
+    python = env_dir / "bin" / "python"
     # Stand-in for Colab's runtime: google.colab exists and is already imported at start-up.
     standin = base / "standin"
     (standin / "google" / "colab").mkdir(parents=True)
@@ -72,8 +91,8 @@ def colab_kernel(tmp_path_factory) -> Path:
         "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Colab replica",
         "language": "python",
-        "env": {"PYTHONPATH": str(standin), "GIT_CONFIG_GLOBAL": str(gitconfig), "JAX_PLATFORMS": "cpu",
-                "PATH": f"{env_dir / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"},  # `!pip` is the kernel's pip
+        # not bin/ on PATH: its scripts' #! lines name the pristine copy (the install cell calls sys.executable)
+        "env": {"PYTHONPATH": str(standin), "GIT_CONFIG_GLOBAL": str(gitconfig), "JAX_PLATFORMS": "cpu"},
     }))
     old = os.environ.get("JUPYTER_PATH")
     os.environ["JUPYTER_PATH"] = str(base / "jupyter")
