@@ -273,8 +273,9 @@ class BuildEnvironment(SphinxDirective):
 class ExecutionTimes(SphinxDirective):
     """Each chapter's execution time, from each place it was really executed, saying which run that was."""
 
-    STAGES = {"nbval": "nbval (strict), the project's environment",
-              "colab": "Colab replica: Colab's package versions on this machine's Python"}
+    STAGES = {"nbval": ("nbval", "pytest --nbval (strict) in the project's environment (below)"),
+              "colab": ("Colab replica", "Colab's package versions (tests/data/colab-pip-freeze.txt) on this "
+                                         "machine's Python, the install cell included")}
 
     def run(self):
         from myst_nb.sphinx_ import NbMetadataCollector
@@ -282,8 +283,7 @@ class ExecutionTimes(SphinxDirective):
         root = Path(self.env.srcdir)
         runs = {stage: ci_run_times(stage, root) for stage in self.STAGES}
         executed = self.env.config.nb_execution_mode not in ("off", None)
-        header = ["chapter", "tasks.py refresh (stored outputs)"]
-        header += [f"{label}" for stage, label in self.STAGES.items() if runs[stage]]
+        header = ["chapter", "refresh", *(self.STAGES[s][0] for s in runs if runs[s])]
         header += ["this build"] if executed else []
         rows, environments = [], set()
         for _, docname, path in chapters(root):
@@ -304,18 +304,27 @@ class ExecutionTimes(SphinxDirective):
                 data = NbMetadataCollector.get_exec_data(self.env, docname)
                 row.append(f"{data['runtime']:.1f} s" if data and data.get("runtime") else "from cache")
             rows.append(row)
-        notes = [f"tasks.py refresh ran in: {'; '.join(sorted(environments)) or 'no record'}."]
-        for stage, label in self.STAGES.items():
+        notes = [("refresh", "the run that produced the stored outputs: python3 tasks.py refresh, one notebook "
+                             f"at a time, in {'; '.join(sorted(environments)) or 'an unrecorded environment'}.")]
+        for stage, (name, where) in self.STAGES.items():
             if runs[stage]:
-                notes.append(f"{label}: the test run of commit {runs[stage]['commit']} that ended "
-                             f"{runs[stage]['finished']}, in this checkout (sum of the cells' times).")
+                notes.append((name, f"the test run of commit {runs[stage]['commit']} in this checkout, ended "
+                                    f"{runs[stage]['finished']}: {where}; two notebooks at a time."))
         if not any(runs.values()):
-            notes.append("No test run of this commit preceded this build, so only the refresh times are known.")
-        notes.append("This build re-executed every notebook (tasks.py book --execute)." if executed else
-                     "This build executed nothing: it rendered the stored outputs, which the nbval stage of "
-                     "python3 tasks.py test proves reproduce.")
-        return [_table(header, rows, classes=["execution-times"]),
-                *(nodes.paragraph("", note) for note in notes)]
+            notes.append(("CI", "no test run of this commit preceded this build, so only the refresh times are "
+                                "known here; python3 tasks.py test prints them for its own run."))
+        notes.append(("this build", "re-executed every notebook (python3 tasks.py book --execute)." if executed
+                      else "executed nothing: it rendered the stored outputs, which the nbval stage of "
+                           "python3 tasks.py test proves reproduce."))
+        items = nodes.bullet_list()
+        for name, text in notes:
+            para = nodes.paragraph()
+            para += nodes.strong("", name)
+            para += nodes.Text(f": {text}")
+            item = nodes.list_item()
+            item += para
+            items += item
+        return [_table(header, rows, classes=["execution-times"]), items]
 
 
 class external_links_node(nodes.General, nodes.Element):
