@@ -2,23 +2,27 @@
 
     python3 tasks.py bench          (or: .venv/bin/python benchmarks/attention.py)
 
-Ratios (reference time / sulib time) are what to compare between machines; absolute times are
-printed for context only.
+Ratios (reference time / sulib time) are what to compare between machines: each is the median of
+per-round ratios over interleaved rounds, with its range (see ``_timing.py``);
+absolute times are medians, printed for context only.
 """
 
 from __future__ import annotations
 
-import timeit
+from _timing import interleaved, setting  # the script's own folder is on sys.path; sets the bench environment
 
-import jax
-import numpy as np
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
 from sulib.attention import attention_scores, softmax_entropy  # noqa: E402
 
+ROUNDS = 31
+
 
 def numpy_entropy(scores: np.ndarray, lams: np.ndarray) -> np.ndarray:
+    """Softmax entropy of ``lam * scores`` over the last axis, for each ``lam``: shape ``(len(lams), ...)``."""
     out = []
     for lam in lams:
         z = lam * scores
@@ -29,21 +33,20 @@ def numpy_entropy(scores: np.ndarray, lams: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def best_of(fn, repeat: int = 5) -> float:
-    fn()  # warm-up (compilation)
-    return min(timeit.repeat(fn, number=1, repeat=repeat))
-
-
 def main() -> None:
+    print(f"JAX {jax.__version__} on {jax.devices()[0].platform}, float64; {setting()}")
     lams = np.linspace(0.05, 1.0, 8)
-    print(f"{'kernel':<32}{'n':>8}{'reference s':>14}{'sulib s':>12}{'ratio':>8}")
+    print(f"{'kernel':<30}{'n':>7}{'numpy s':>10}{'sulib s':>10}{'ratio (range)':>20}")
     for n in (4096, 65536):
         scores = attention_scores(jax.random.PRNGKey(0), "gaussian", n, 64)
         host = np.asarray(scores)
         np.testing.assert_allclose(np.asarray(softmax_entropy(scores, lams)), numpy_entropy(host, lams), atol=1e-9)
-        ref = best_of(lambda: numpy_entropy(host, lams))
-        ours = best_of(lambda: softmax_entropy(scores, lams).block_until_ready())
-        print(f"{'softmax_entropy (8 scales)':<32}{n:>8}{ref:>14.4f}{ours:>12.4f}{ref / ours:>8.2f}")
+        r = interleaved({"ref": lambda: numpy_entropy(host, lams),
+                         "ours": lambda: softmax_entropy(scores, lams).block_until_ready()},
+                        ROUNDS, warm_up=False)  # the check above was the warm-up
+        print(f"{'softmax_entropy (8 scales)':<30}{n:>7}{r.median('ref'):>10.4f}{r.median('ours'):>10.4f}"
+              f"{r.ratio('ref', 'ours').show():>20}")
+    print(f"  ratio = NumPy time / sulib time per round; median (range) of {ROUNDS} interleaved rounds.")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
     .venv/bin/python benchmarks/ssm.py
 
-Everything is float64 on the CPU. Ratios (reference time / sulib time) are what to compare
-between machines. Achieved GFLOP/s are put against the machine's practical peak, measured in the
-same run as the best time of a jitted float64 matrix product.
+Everything is float64 on one CPU core (see ``_timing.py``). Ratios (reference time / sulib time)
+are what to compare between machines: each is the median of per-round ratios over interleaved
+rounds, with their range. Achieved GFLOP/s are put against the core's practical peak, a jitted
+float64 2048x2048 matrix product timed in every round of the same comparison, so the fraction of
+peak is a per-round ratio of times as well.
 
 Flop counts:
     sequential scan: L (2N² + 2N)  (one matrix-vector product, one scaled add per step);
@@ -15,11 +17,11 @@ Flop counts:
 
 from __future__ import annotations
 
-import timeit
+from _timing import Spread, interleaved, setting  # the script's own folder is on sys.path; sets the bench environment
 
-import jax
-import numpy as np
-import scipy.linalg as sla
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy.linalg as sla  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
@@ -29,14 +31,13 @@ from sulib.ssm import discretize, hippo, legs_scan, scan_parallel, scan_sequenti
 
 L_SCAN = 2**16
 L_LEGS = 1024
-
-
-def best_of(fn, repeat: int = 3) -> float:
-    fn()  # warm-up (compilation)
-    return min(timeit.repeat(fn, number=1, repeat=repeat))
+PEAK_N = 2048  # the peak's matrix product: PEAK_N x PEAK_N times PEAK_N x PEAK_N
+ROUNDS_SCAN = 7
+ROUNDS_LEGS = {16: 9, 64: 9, 256: 9, 1024: 5}  # N = 1024: 8-18 s a round on the shared machine
 
 
 def numpy_scan(Abar: np.ndarray, Bbar: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """States ``x_1 .. x_L`` of ``x_(k+1) = Abar x_k + Bbar u_k`` from ``x_0 = 0`` by a Python loop: ``(L, N)``."""
     x = np.zeros(Abar.shape[0])
     out = np.empty((u.size, x.size))
     for k in range(u.size):
@@ -58,6 +59,7 @@ def scipy_legs(u: np.ndarray, N: int) -> np.ndarray:
 
 
 def sequential_flops(L: int, N: int) -> float:
+    """Flops of the sequential scan: one matvec and one scaled add per step."""
     return L * (2.0 * N * N + 2.0 * N)
 
 
@@ -73,19 +75,17 @@ def parallel_flops(L: int, N: int) -> float:
     return total
 
 
-def peak_gflops(n: int = 2048) -> float:
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype=jnp.float64)
-    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), dtype=jnp.float64)
-    matmul = jax.jit(jnp.matmul)
-    return 2.0 * n**3 / best_of(lambda: matmul(a, b).block_until_ready(), repeat=5) / 1e9
-
-
-def scans(peak: float) -> None:
+def scans() -> None:
+    """LegT recurrences: NumPy loop, sequential and parallel scans, and the matmul peak, interleaved."""
     rng = np.random.default_rng(0)
     u = rng.standard_normal(L_SCAN)
+    a, b = (jax.random.normal(jax.random.PRNGKey(i), (PEAK_N, PEAK_N), dtype=jnp.float64) for i in (0, 1))
+    matmul = jax.jit(jnp.matmul)
+    peak_flops, peak_times = 2.0 * PEAK_N**3, []
+    matmul(a, b).block_until_ready()  # compile; the checks below warm the scans up
     print(f"\nLinear recurrence x_(k+1) = Abar x_k + Bbar u_k, HiPPO-LegT (bilinear, dt = 1/4096), L = {L_SCAN}")
-    print(f"{'N':>5}{'numpy s':>10}{'seq s':>9}{'par s':>9}{'seq ratio':>11}{'par ratio':>11}"
-          f"{'seq GF/s':>10}{'seq %pk':>9}{'par GF/s':>10}{'par %pk':>9}")
+    print(f"{'N':>4}{'numpy s':>9}{'seq s':>9}{'par s':>9}{'seq ratio (range)':>20}{'par ratio (range)':>20}"
+          f"{'seq GF/s':>9}{'par GF/s':>9}{'seq %pk (range)':>19}{'par %pk (range)':>19}")
     for N in (16, 64, 256):
         Abar, Bbar = discretize(*hippo("legt", N), 1 / 4096, "bilinear")
         host_A, host_B = np.asarray(Abar), np.asarray(Bbar)
@@ -93,47 +93,57 @@ def scans(peak: float) -> None:
         scale = np.abs(reference).max()
         np.testing.assert_allclose(np.asarray(scan_sequential(Abar, Bbar, u)), reference, atol=1e-10 * scale)
         np.testing.assert_allclose(np.asarray(scan_parallel(Abar, Bbar, u)), reference, atol=1e-10 * scale)
-        t_ref = min(timeit.repeat(lambda: numpy_scan(host_A, host_B, u), number=1, repeat=2))
-        t_seq = best_of(lambda: scan_sequential(Abar, Bbar, u).block_until_ready())
-        t_par = best_of(lambda: scan_parallel(Abar, Bbar, u).block_until_ready())
-        g_seq = sequential_flops(L_SCAN, N) / t_seq / 1e9
-        g_par = parallel_flops(L_SCAN, N) / t_par / 1e9
-        print(f"{N:>5}{t_ref:>10.3f}{t_seq:>9.4f}{t_par:>9.4f}{t_ref / t_seq:>11.1f}{t_ref / t_par:>11.1f}"
-              f"{g_seq:>10.2f}{100 * g_seq / peak:>8.1f}%{g_par:>10.2f}{100 * g_par / peak:>8.1f}%")
-    print("  ratio = NumPy loop time / sulib time; %pk = achieved GFLOP/s over the matmul peak above.")
+        r = interleaved({"ref": lambda: numpy_scan(host_A, host_B, u),
+                         "seq": lambda: scan_sequential(Abar, Bbar, u).block_until_ready(),
+                         "par": lambda: scan_parallel(Abar, Bbar, u).block_until_ready(),
+                         "peak": lambda: matmul(a, b).block_until_ready()}, ROUNDS_SCAN, warm_up=False)
+        peak_times += r.times["peak"]
+        flops = {"seq": sequential_flops(L_SCAN, N), "par": parallel_flops(L_SCAN, N)}
+        pct = {k: r.stat(lambda t, k=k: 100 * flops[k] * t["peak"] / (peak_flops * t[k])) for k in flops}
+        print(f"{N:>4}{r.median('ref'):>9.3f}{r.median('seq'):>9.4f}{r.median('par'):>9.4f}"
+              f"{r.ratio('ref', 'seq').show():>20}{r.ratio('ref', 'par').show():>20}"
+              f"{flops['seq'] / r.median('seq') / 1e9:>9.2f}{flops['par'] / r.median('par') / 1e9:>9.2f}"
+              f"{pct['seq'].show('.1f'):>19}{pct['par'].show('.1f'):>19}")
+    peak = Spread.of([peak_flops / t / 1e9 for t in peak_times])
+    print(f"  practical peak: jitted float64 {PEAK_N}x{PEAK_N} matmul, timed in each of the {len(peak_times)} rounds "
+          f"above = {peak.show('.1f')} GFLOP/s")
+    print("  ratio = NumPy loop time / sulib time per round; %pk = achieved GFLOP/s over the same round's matmul;")
+    print(f"  median (range) of {ROUNDS_SCAN} interleaved rounds; times and GF/s are medians.")
     print(f"  parallel flops = {parallel_flops(L_SCAN, 256) / sequential_flops(L_SCAN, 256):.2f}x the sequential "
           "count at N=256 (work-efficient odd/even scan, one shared power of Abar per level).")
 
 
 def structured_legs() -> None:
+    """The LegS step: structured legs_scan against the dense jitted step and a SciPy loop, interleaved."""
     rng = np.random.default_rng(1)
     u = rng.standard_normal(L_LEGS)
     print(f"\nHiPPO-LegS bilinear step (post 10137), L = {L_LEGS}: structured O(N) products vs dense "
           "(matvec + triangular solve)")
-    print(f"{'N':>6}{'scipy us/step':>15}{'dense us/step':>15}{'struct us/step':>16}{'scipy ratio':>13}"
-          f"{'dense ratio':>13}")
-    for N in (16, 64, 256, 1024):
+    print(f"{'N':>6}{'scipy us/step':>15}{'dense us/step':>15}{'struct us/step':>16}{'scipy ratio (range)':>20}"
+          f"{'dense ratio (range)':>20}")
+    for N, rounds in ROUNDS_LEGS.items():
         fast = np.asarray(legs_scan(u, N))
         dense = np.asarray(legs_scan(u, N, structured=False))
         reference = scipy_legs(u, N)
         np.testing.assert_allclose(fast, reference, atol=1e-10 * np.abs(reference).max())
         np.testing.assert_allclose(dense, reference, atol=1e-10 * np.abs(reference).max())
-        t_ref = min(timeit.repeat(lambda: scipy_legs(u, N), number=1, repeat=2))
-        t_dense = best_of(lambda: legs_scan(u, N, structured=False).block_until_ready(), repeat=2 if N > 256 else 3)
-        t_fast = best_of(lambda: legs_scan(u, N).block_until_ready(), repeat=5)
-        per_step = [1e6 * t / L_LEGS for t in (t_ref, t_dense, t_fast)]
-        print(f"{N:>6}{per_step[0]:>15.1f}{per_step[1]:>15.1f}{per_step[2]:>16.1f}{t_ref / t_fast:>13.1f}"
-              f"{t_dense / t_fast:>13.1f}")
+        r = interleaved({"scipy": lambda: scipy_legs(u, N),
+                         "dense": lambda: legs_scan(u, N, structured=False).block_until_ready(),
+                         "struct": lambda: legs_scan(u, N).block_until_ready()}, rounds, warm_up=False)
+        per_step = [1e6 * r.median(k) / L_LEGS for k in ("scipy", "dense", "struct")]
+        print(f"{N:>6}{per_step[0]:>15.1f}{per_step[1]:>15.1f}{per_step[2]:>16.1f}"
+              f"{r.ratio('scipy', 'struct').show('.1f'):>20}{r.ratio('dense', 'struct').show('.1f'):>20}")
     print("  struct: legs_scan (cumsum + an associative scan over n: O(N) memory, O(N log N) work per step);")
     print("  dense: legs_scan(structured=False), jitted matvec + XLA triangular solve, O(N²) per step;")
-    print("  scipy: NumPy matvec + LAPACK solve_triangular per step in a Python loop. ratio = that time / struct.")
+    print("  scipy: NumPy matvec + LAPACK solve_triangular per step in a Python loop. ratio = that time / struct,")
+    print(f"  per round; median (range) of {', '.join(map(str, ROUNDS_LEGS.values()))} interleaved "
+          "rounds (by N); us/step are medians.")
 
 
 def main() -> None:
-    print(f"JAX {jax.__version__} on {jax.devices()[0].platform}, {jax.device_count()} device(s), float64")
-    peak = peak_gflops()
-    print(f"practical peak: jitted float64 2048x2048 matmul = {peak:.1f} GFLOP/s")
-    scans(peak)
+    print(f"JAX {jax.__version__} on {jax.devices()[0].platform}, {jax.device_count()} device(s), float64; "
+          f"{setting()}")
+    scans()
     structured_legs()
 
 
