@@ -28,6 +28,7 @@ VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
 STAMP = VENV / ".requirements.sha256"
 TIMINGS = ROOT / "_build" / "timings"  # per-notebook seconds of each execution stage (tests/notebook_timing.py)
+REPLICA_LOG = ROOT / "_build" / "colab-replica.log"  # tests/colab_replica.py, run in the background
 STARTED = time.monotonic()
 
 # Every command runs JAX on the CPU: with a GPU hint JAX would print a warning to stderr,
@@ -118,6 +119,15 @@ def notebook_stage(name: str, *args: str, notebooks: list[str], **kwargs) -> int
                   env={"KEXUE_NOTEBOOKS": os.pathsep.join(notebooks)} if notebooks else None, **kwargs)
 
 
+def colab_stage(replica: subprocess.Popen, *args: str, notebooks: list[str], **kwargs) -> int:
+    """The Colab replica's tests, once its build (started by main) has finished."""
+    if replica.wait() != 0:
+        print(REPLICA_LOG.read_text(), f"tasks: building the Colab replica failed (exit {replica.returncode})",
+              sep="\n", flush=True)
+        return replica.returncode
+    return notebook_stage("colab", *args, notebooks=notebooks, **kwargs)
+
+
 def side_by_side(*stages) -> int:
     """Run stages at once, each writing to a log that is printed when all are done; the worst exit code.
 
@@ -135,8 +145,11 @@ def side_by_side(*stages) -> int:
     return max(codes)
 
 
-def cmd_test(notebooks: list[str]) -> int:
-    """Every stage; with ``notebooks``, the execution and browser stages cover only those."""
+def cmd_test(notebooks: list[str], replica: subprocess.Popen) -> int:
+    """Every stage; with ``notebooks``, the execution and browser stages cover only those.
+
+    ``replica`` is the build of the Colab replica, started before .venv was: it runs alongside.
+    """
     ensure_browser()
     timings = [("environment (venv, Debian packages)", time.monotonic() - STARTED, 0)]
     shutil.rmtree(TIMINGS, ignore_errors=True)
@@ -150,13 +163,15 @@ def cmd_test(notebooks: list[str]) -> int:
                                                             "tests/test_dependencies.py")),
                   ("nbval (strict) and Colab replica, side by side", lambda: side_by_side(
                       lambda **out: notebook_stage("nbval", *nbval, notebooks=notebooks, **out),
-                      lambda **out: notebook_stage("colab", *colab, notebooks=notebooks, **out)))]
+                      lambda **out: colab_stage(replica, *colab, notebooks=notebooks, **out)))]
     else:
         stages = [("unit tests", lambda: pytest("tests", "-m", "not browser and not colab", "-n", "2")),
                   ("notebooks (nbval, strict)", lambda: notebook_stage("nbval", *nbval, notebooks=notebooks)),
-                  ("colab replica", lambda: notebook_stage("colab", *colab, notebooks=notebooks))]
+                  ("colab replica", lambda: colab_stage(replica, *colab, notebooks=notebooks))]
     stages += [("book build (-W -n --keep-going)", build_book),
-               ("real browser", lambda: pytest("tests", "-m", "browser", "-n", "2", env=selection))]
+               # the two files, not `tests -m browser`: collecting every test module cost each worker ~20 s
+               ("real browser", lambda: pytest("tests/test_browser.py", "tests/test_site.py", "-n", "2",
+                                               env=selection))]
     for name, stage in stages:
         started = time.monotonic()
         print(f"\n=== {name} ===", flush=True)
@@ -244,11 +259,17 @@ def main(argv: list[str]) -> int:
             or (command == "book" and args not in ([], ["--execute"])) or (command in {"test", "bench"} and args):
         print(__doc__)
         return 2
+    replica = None
+    if command in {"test", "check"}:  # the Colab replica builds while .venv does (one pip on each core)
+        REPLICA_LOG.parent.mkdir(exist_ok=True)
+        print(f"tasks: building the Colab replica in the background ({REPLICA_LOG.relative_to(ROOT)})", flush=True)
+        replica = subprocess.Popen([sys.executable, ROOT / "tests" / "colab_replica.py"], cwd=ROOT, env=ENV,
+                                   stdout=REPLICA_LOG.open("w"), stderr=subprocess.STDOUT)
     ensure_venv()
     if command == "book":
         return build_book(execute=args == ["--execute"])
     if command in {"test", "check"}:
-        return cmd_test(args)
+        return cmd_test(args, replica)
     if command == "refresh":
         return cmd_refresh(args)
     # files named _*.py are helpers shared by the benchmarks, not benchmarks

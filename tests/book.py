@@ -52,39 +52,3 @@ def install_cell_source() -> str:
         '        raise RuntimeError("pip could not install sulib (its message is above)")'
     )
 
-
-# --------------------------------------------------------------------------- Google Colab's runtime
-
-COLAB_SNAPSHOT = ROOT / "tests" / "data" / "colab-pip-freeze.txt"
-# What Colab must already hold for a chapter to run: every distribution a chapter or sulib imports that
-# Colab preinstalls (tests/test_dependencies.py keeps this list complete), and the kernel it runs them in.
-COLAB_PREINSTALLED = ("numpy", "scipy", "sympy", "matplotlib", "jax", "jaxlib", "optax", "scikit-learn",
-                      "ipython", "ipykernel")
-
-
-def canonical(name: str) -> str:
-    """A distribution name as pip compares them: lower case, runs of ``-_.`` as one ``-``."""
-    from packaging.utils import canonicalize_name
-
-    return str(canonicalize_name(name))
-
-
-def colab_versions() -> dict[str, str]:
-    """``{canonical name: version}`` of every package in Colab's published pip freeze (URL installs left out)."""
-    pins = {}
-    for line in COLAB_SNAPSHOT.read_text().splitlines():
-        if line.startswith("#") or " @ " in line or "==" not in line:
-            continue
-        name, version = line.split("==")
-        pins[canonical(name)] = version.strip()
-    return pins
-
-
-def colab_python() -> str:
-    """The Python version of the snapshot's runtime, from the data file's header ('... Python 3.13.15 ...')."""
-    import re
-
-    match = re.search(r"^#.*\bPython (\d+\.\d+\.\d+)", COLAB_SNAPSHOT.read_text(), flags=re.M)
-    if match is None:
-        raise ValueError(f"{COLAB_SNAPSHOT}: the header must name the runtime's Python version")
-    return match.group(1)

@@ -1,8 +1,8 @@
 """Run every chapter the way Google Colab would.
 
-The replica is a fresh virtual environment holding what Colab preinstalls, at the versions of
-Colab's latest published snapshot (``tests/data/colab-pip-freeze.txt``): every package a chapter
-imports, and IPython/ipykernel, with their dependencies pinned to the snapshot too. Colab runs
+The replica (built by tests/colab_replica.py) is a fresh virtual environment holding what Colab
+preinstalls, at the versions of Colab's latest published snapshot (``tests/data/colab-pip-freeze.txt``):
+every package a chapter imports, and IPython/ipykernel, with their dependencies pinned to the snapshot too. Colab runs
 Python 3.13; this machine has only its own Python (3.11), so the replica runs on that. A stand-in
 ``google.colab`` module is imported at start-up, as in Colab. sulib is not installed: the notebook's
 own first cell must install it from the repository URL in _config.yml, which git redirects to this
@@ -15,65 +15,34 @@ a time, each worker in a replica of its own (as in Colab, where each notebook ha
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import subprocess
-import venv
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from book import COLAB_PREINSTALLED, REPOSITORY_URL, ROOT, canonical, colab_versions, selected_notebooks
+import colab_replica
+from book import REPOSITORY_URL, ROOT, selected_notebooks
+from colab_replica import pip_list
 
 pytestmark = pytest.mark.colab
 
 
-def pip_list(python: Path) -> dict[str, str]:
-    """``{canonical name: version}`` of everything installed in the environment of ``python``."""
-    out = subprocess.check_output([python, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
-                                  text=True)
-    return {canonical(name): version for name, version in (line.split("==") for line in out.split())}
-
-
-def pip_install(python: Path, *args: str | Path) -> None:
-    subprocess.check_call([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *map(str, args)])
-
-
-def build_replica(env_dir: Path) -> None:
-    """A virtual environment with Colab's pip and Colab's versions of COLAB_PREINSTALLED and their dependencies."""
-    venv.create(env_dir, with_pip=True)
-    python = env_dir / "bin" / "python"
-    colab = colab_versions()
-    constraints = env_dir / "colab-constraints.txt"
-    constraints.write_text("".join(f"{name}=={version}\n" for name, version in colab.items()))
-    pip_install(python, f"pip=={colab['pip']}", f"setuptools=={colab['setuptools']}")  # Colab's own pip
-    pip_install(python, "-c", constraints, *COLAB_PREINSTALLED)
-    off = {name: (version, colab[name]) for name, version in pip_list(python).items()
-           if colab.get(name, version) != version}
-    assert not off, f"the replica differs from the Colab snapshot (installed, Colab): {off}"
-
-
 @pytest.fixture(scope="module")
-def colab_kernel(tmp_path_factory, worker_id) -> Path:
+def colab_kernel(worker_id) -> Path:
     """A replica of this worker's own; return its Python. The kernel is registered as ``colab`` (JUPYTER_PATH)."""
-    # The first worker builds a pristine replica in the folder the workers share; each worker then
-    # takes a hard-linked copy (instant; pip and Python replace files, never write into them).
-    shared = tmp_path_factory.getbasetemp()
-    shared = shared.parent if worker_id != "master" else shared
-    pristine = shared / "colab-pristine"
-    with open(shared / "colab-pristine.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (pristine / "complete").exists():
-            shutil.rmtree(pristine, ignore_errors=True)
-            build_replica(pristine)
-            (pristine / "complete").touch()
-    base = tmp_path_factory.mktemp("colab")
+    # A hard-linked copy of the pristine replica (instant; pip and Python replace files, never write into
+    # them), next to it so that it is on the same file system.
+    pristine = colab_replica.build()
+    base = colab_replica.REPLICA.with_name(f"colab-run-{worker_id}")
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir()
     env_dir = base / "venv"
-    subprocess.check_call(["cp", "-al", pristine, env_dir])
+    subprocess.check_call(["cp", "-al", pristine.parent.parent, env_dir])
     python = env_dir / "bin" / "python"
     # Stand-in for Colab's runtime: google.colab exists and is already imported at start-up.
     standin = base / "standin"
@@ -101,6 +70,7 @@ def colab_kernel(tmp_path_factory, worker_id) -> Path:
         os.environ.pop("JUPYTER_PATH")
     else:
         os.environ["JUPYTER_PATH"] = old
+    shutil.rmtree(base)
 
 
 @pytest.mark.parametrize("path", selected_notebooks(), ids=lambda p: p.stem)

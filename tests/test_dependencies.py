@@ -17,7 +17,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from book import COLAB_PREINSTALLED, ROOT, SKELETON, canonical, chapter_files, colab_python, colab_versions
+from book import ROOT, SKELETON, chapter_files
+from colab_replica import PREINSTALLED, canonical, python_version, versions
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 DECLARED = [Requirement(r) for r in PROJECT["dependencies"]]
@@ -25,7 +26,7 @@ DECLARED = [Requirement(r) for r in PROJECT["dependencies"]]
 
 @pytest.mark.parametrize("requirement", DECLARED, ids=str)
 def test_declared_range_admits_colabs_version(requirement):
-    colab = colab_versions()
+    colab = versions()
     name = canonical(requirement.name)
     if name not in colab:
         pytest.skip(f"{name} is not preinstalled in Colab: the install cell adds it")
@@ -34,12 +35,12 @@ def test_declared_range_admits_colabs_version(requirement):
 
 
 def test_requires_python_admits_colabs_python():
-    assert SpecifierSet(PROJECT["requires-python"]).contains(colab_python())
+    assert SpecifierSet(PROJECT["requires-python"]).contains(python_version())
 
 
 def test_colab_snapshot_has_every_preinstalled_package():
-    colab = colab_versions()
-    assert {canonical(n) for n in COLAB_PREINSTALLED} <= colab.keys()
+    colab = versions()
+    assert {canonical(n) for n in PREINSTALLED} <= colab.keys()
 
 
 def imported_modules(source: str) -> set[str]:
@@ -62,9 +63,9 @@ def test_replica_holds_every_package_a_chapter_imports():
         sources += ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
     modules = set().union(*map(imported_modules, sources)) - set(sys.stdlib_module_names) - {"sulib", "google"}
     owners = importlib.metadata.packages_distributions()
-    preinstalled = {canonical(n) for n in COLAB_PREINSTALLED}
+    preinstalled = {canonical(n) for n in PREINSTALLED}
     # what the preinstalled packages themselves require is in the replica too (cycler with matplotlib, ...)
-    pulled_in = {canonical(Requirement(r).name) for n in COLAB_PREINSTALLED
+    pulled_in = {canonical(Requirement(r).name) for n in PREINSTALLED
                  for r in importlib.metadata.requires(n) or [] if "extra ==" not in r}
     allowed = preinstalled | pulled_in | {canonical(r.name) for r in DECLARED}
     missing = {m: owners.get(m) for m in modules if not {canonical(d) for d in owners.get(m, [m])} & allowed}
