@@ -35,7 +35,8 @@ STARTED = time.monotonic()
 # which lands in notebook outputs and breaks nbval.
 # One BLAS thread per process: nbval runs two kernels at once on two cores, and a multi-threaded
 # BLAS fighting over them turned a 1.5 s cell of tiny matrix products into 72 s.
-ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+ENV = {**{k: v for k, v in os.environ.items() if k != "KEXUE_NOTEBOOKS"},  # only `check` narrows the tests
+       "JAX_PLATFORMS": "cpu", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
        "JUPYTER_PREFER_ENV_PATH": "1",  # the .venv kernel, never a user-level one
        "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -125,6 +126,7 @@ def colab_stage(replica: subprocess.Popen, *args: str, notebooks: list[str], **k
         print(REPLICA_LOG.read_text(), f"tasks: building the Colab replica failed (exit {replica.returncode})",
               sep="\n", flush=True)
         return replica.returncode
+    print(REPLICA_LOG.read_text().strip().splitlines()[-1], flush=True)  # how long it took, alongside
     return notebook_stage("colab", *args, notebooks=notebooks, **kwargs)
 
 
@@ -155,17 +157,21 @@ def cmd_test(notebooks: list[str], replica: subprocess.Popen) -> int:
     shutil.rmtree(TIMINGS, ignore_errors=True)
     TIMINGS.mkdir(parents=True)
     selection = {"KEXUE_NOTEBOOKS": os.pathsep.join(notebooks)} if notebooks else None
-    nbval = ["--nbval", "-n", "2", "--dist", "loadfile", *(notebooks or ["book", "templates"])]
-    # two notebooks at a time, each xdist worker in a Colab replica of its own
-    colab = ["tests/test_colab.py", "-n", "2", "--dist", "load"]
-    if notebooks:  # a few notebooks: the two execution stages side by side, one core each
+    # the full run: two notebooks at a time in each execution stage; `check`: the two stages side by side,
+    # one notebook at a time each
+    workers = [] if notebooks else ["-n", "2"]
+    nbval = ["--nbval", *workers, "--dist", "loadfile", *(notebooks or ["book", "templates"])]
+    colab = ["tests/test_colab.py", *workers, "--dist", "load"]
+    if notebooks:
         stages = [("static notebook checks", lambda: pytest("tests/test_notebooks.py", "tests/test_ledger.py",
                                                             "tests/test_dependencies.py")),
                   ("nbval (strict) and Colab replica, side by side", lambda: side_by_side(
                       lambda **out: notebook_stage("nbval", *nbval, notebooks=notebooks, **out),
                       lambda **out: colab_stage(replica, *colab, notebooks=notebooks, **out)))]
     else:
-        stages = [("unit tests", lambda: pytest("tests", "-m", "not browser and not colab", "-n", "2")),
+        # by file: a module's tests share its jitted functions, which each worker would compile again
+        stages = [("unit tests", lambda: pytest("tests", "-m", "not browser and not colab", "-n", "2",
+                                                "--dist", "loadfile")),
                   ("notebooks (nbval, strict)", lambda: notebook_stage("nbval", *nbval, notebooks=notebooks)),
                   ("colab replica", lambda: colab_stage(replica, *colab, notebooks=notebooks))]
     stages += [("book build (-W -n --keep-going)", build_book),
@@ -251,6 +257,19 @@ def refresh_in_venv(notebooks: list[str]) -> int:
     return 0
 
 
+def checked_notebooks(names: list[str]) -> list[str]:
+    """The notebooks named on the command line, relative to the root; exits on a name that is not one."""
+    paths = [Path(name).resolve() for name in names]
+    bad = [str(p) for p in paths if p.suffix != ".ipynb" or not p.is_file() or ROOT not in p.parents]
+    if bad:
+        sys.exit(f"tasks: not notebooks of this book: {', '.join(bad)}")
+    toc = (ROOT / "_toc.yml").read_text()
+    for rel in (p.relative_to(ROOT) for p in paths):
+        if f"file: {rel.with_suffix('').as_posix()}\n" not in toc:
+            print(f"tasks: {rel} is not in _toc.yml, so the book build and the browser leave it out", flush=True)
+    return [p.relative_to(ROOT).as_posix() for p in paths]
+
+
 def main(argv: list[str]) -> int:
     command, args = (argv[0], argv[1:]) if argv else ("", [])
     if command == "refresh-in-venv":  # internal: `refresh` runs this under .venv/bin/python
@@ -259,6 +278,8 @@ def main(argv: list[str]) -> int:
             or (command == "book" and args not in ([], ["--execute"])) or (command in {"test", "bench"} and args):
         print(__doc__)
         return 2
+    if command == "check":
+        args = checked_notebooks(args)
     replica = None
     if command in {"test", "check"}:  # the Colab replica builds while .venv does (one pip on each core)
         REPLICA_LOG.parent.mkdir(exist_ok=True)

@@ -18,6 +18,7 @@ The functions above the Sphinx glue are plain Python and are used by the tests t
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import platform
@@ -40,6 +41,7 @@ LOGGER = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 BIBFILE = "references.bib"
 STATUS_DOC = "book/status"  # re-read on every build: it describes the environment of the build
+BUDGET_SECONDS = 40  # what one chapter may take to execute on the 2-core CI machine
 
 
 class LedgerError(ValueError):
@@ -102,14 +104,21 @@ def current_commit(root: Path = ROOT) -> str:
         ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def ci_run_times(stage: str, root: Path = ROOT) -> dict | None:
-    """Per-notebook seconds of this checkout's last test run of ``stage`` ('nbval' or 'colab'), if it
-    ran on the commit being built; None otherwise (an older run says nothing about these notebooks)."""
+def ci_run(stage: str, root: Path = ROOT) -> dict | None:
+    """This checkout's last test run of ``stage`` ('nbval' or 'colab'): per-notebook seconds, outcome and
+    hash (tests/notebook_timing.py), or None when there was none."""
     path = root / "_build" / "timings" / f"{stage}.json"
-    if not path.exists():
-        return None
-    run = json.loads(path.read_text())
-    return run if run.get("commit") == current_commit(root) else None
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def ci_time(run: dict, path: Path, root: Path = ROOT) -> str:
+    """The time ``run`` measured for the notebook at ``path``, if it ran this very notebook."""
+    record = run["notebooks"].get(path.relative_to(root).as_posix())
+    if record is None:
+        return "not run"
+    if record["sha256"] != hashlib.sha256(path.read_bytes()).hexdigest():
+        return "notebook changed since"
+    return f"{record['seconds']:.1f} s" if record["passed"] else f"failed ({record['seconds']:.1f} s)"
 
 
 def status_counts(verdict: dict) -> str:
@@ -275,16 +284,16 @@ class ExecutionTimes(SphinxDirective):
 
     STAGES = {"nbval": ("nbval", "pytest --nbval (strict) in the project's environment (below)"),
               "colab": ("Colab replica", "Colab's package versions (tests/data/colab-pip-freeze.txt) on this "
-                                         "machine's Python, the install cell included")}
+                                         "machine's Python, each notebook in a fresh copy, its install cell included")}
 
     def run(self):
         from myst_nb.sphinx_ import NbMetadataCollector
 
         root = Path(self.env.srcdir)
-        runs = {stage: ci_run_times(stage, root) for stage in self.STAGES}
-        executed = self.env.config.nb_execution_mode not in ("off", None)
-        header = ["chapter", "refresh", *(self.STAGES[s][0] for s in runs if runs[s])]
-        header += ["this build"] if executed else []
+        runs = {stage: ci_run(stage, root) for stage in self.STAGES}
+        runs = {stage: run for stage, run in runs.items() if run is not None}
+        executed = self.env.config.nb_execution_mode != "off"
+        header = ["chapter", "refresh", *(self.STAGES[s][0] for s in runs), *(["this build"] if executed else [])]
         rows, environments = [], set()
         for _, docname, path in chapters(root):
             self.env.note_dependency(str(path))
@@ -296,22 +305,22 @@ class ExecutionTimes(SphinxDirective):
             else:
                 environments.add(record["environment"])
                 refresh = f"{record['seconds']:.1f} s on {record['date']}"
-            row = [_xref(self.env, "doc", "/" + docname), refresh]
-            rel = path.relative_to(root).as_posix()
-            row += [f"{runs[s]['seconds'][rel]:.1f} s" if rel in runs[s]["seconds"] else "not run"
-                    for s in self.STAGES if runs[s]]
+                if record["seconds"] > BUDGET_SECONDS:
+                    refresh += f" (over the {BUDGET_SECONDS} s budget)"
+            row = [_xref(self.env, "doc", "/" + docname), refresh, *(ci_time(run, path, root) for run in runs.values())]
             if executed:
                 data = NbMetadataCollector.get_exec_data(self.env, docname)
-                row.append(f"{data['runtime']:.1f} s" if data and data.get("runtime") else "from cache")
+                row.append(f"{data['runtime']:.1f} s" if data and data.get("runtime") else "not executed")
             rows.append(row)
         notes = [("refresh", "the run that produced the stored outputs: python3 tasks.py refresh, one notebook "
                              f"at a time, in {'; '.join(sorted(environments)) or 'an unrecorded environment'}.")]
-        for stage, (name, where) in self.STAGES.items():
-            if runs[stage]:
-                notes.append((name, f"the test run of commit {runs[stage]['commit']} in this checkout, ended "
-                                    f"{runs[stage]['finished']}: {where}; two notebooks at a time."))
-        if not any(runs.values()):
-            notes.append(("CI", "no test run of this commit preceded this build, so only the refresh times are "
+        for stage, run in runs.items():
+            name, where = self.STAGES[stage]
+            notes.append((name, f"the last test run in this checkout (commit {run['commit']}, ended {run['finished']}): "
+                                f"{where}; {run['at_a_time']} notebook(s) at a time. A time is shown only for "
+                                "the notebook as it is now."))
+        if not runs:
+            notes.append(("CI", "no test run preceded this build in this checkout, so only the refresh times are "
                                 "known here; python3 tasks.py test prints them for its own run."))
         notes.append(("this build", "re-executed every notebook (python3 tasks.py book --execute)." if executed
                       else "executed nothing: it rendered the stored outputs, which the nbval stage of "

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -92,4 +93,6 @@ def build(env_dir: Path = REPLICA) -> Path:
 
 
 if __name__ == "__main__":
-    print(f"colab_replica: {build()}")
+    started = time.monotonic()
+    python = build()
+    print(f"colab_replica: {python.parent.parent.relative_to(ROOT)} ready after {time.monotonic() - started:.0f} s")

@@ -8,9 +8,11 @@ Python 3.13; this machine has only its own Python (3.11), so the replica runs on
 own first cell must install it from the repository URL in _config.yml, which git redirects to this
 checkout (``url.<checkout>.insteadOf``), so what is installed is the committed HEAD.
 
-Each test executes one whole notebook and then compares ``pip list`` before and after: the install
-cell may add packages, never change or remove one that was there. pytest-xdist runs two notebooks at
-a time, each worker in a replica of its own (as in Colab, where each notebook has its own runtime).
+Each test executes one whole notebook in a fresh copy of the replica (in Colab each notebook has a
+runtime of its own) and then compares ``pip list`` before and after: the install cell may add packages,
+never change or remove one that was there, and what it adds that Colab preinstalls (and the replica
+does not hold, not being needed by a chapter) must have Colab's version. pytest-xdist runs two
+notebooks at a time.
 """
 
 from __future__ import annotations
@@ -26,17 +28,20 @@ import pytest
 from nbclient import NotebookClient
 
 import colab_replica
-from book import REPOSITORY_URL, ROOT, selected_notebooks
+from book import REPOSITORY_URL, ROOT, SELECTION_VARIABLE, SKELETON, chapter_files, selected_notebooks
 from colab_replica import pip_list
+
+# every chapter and the skeleton, or the notebooks `tasks.py check` names
+NOTEBOOKS = selected_notebooks() if os.environ.get(SELECTION_VARIABLE) else [*chapter_files(), SKELETON]
 
 pytestmark = pytest.mark.colab
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def colab_kernel(worker_id) -> Path:
-    """A replica of this worker's own; return its Python. The kernel is registered as ``colab`` (JUPYTER_PATH)."""
-    # A hard-linked copy of the pristine replica (instant; pip and Python replace files, never write into
-    # them), next to it so that it is on the same file system.
+    """A fresh runtime for one notebook; return its Python. The kernel is registered as ``colab`` (JUPYTER_PATH)."""
+    # A hard-linked copy of the pristine replica (about a second; pip and Python replace files, never write
+    # into them), next to it so that it is on the same file system.
     pristine = colab_replica.build()
     base = colab_replica.REPLICA.with_name(f"colab-run-{worker_id}")
     shutil.rmtree(base, ignore_errors=True)
@@ -73,7 +78,7 @@ def colab_kernel(worker_id) -> Path:
     shutil.rmtree(base)
 
 
-@pytest.mark.parametrize("path", selected_notebooks(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_as_in_colab(colab_kernel, path, record_property):
     record_property("notebook", path.relative_to(ROOT).as_posix())  # for the per-chapter timings
     nb = nbformat.read(path, as_version=4)
@@ -89,6 +94,10 @@ def test_notebook_runs_as_in_colab(colab_kernel, path, record_property):
     changed = {name: f"{version} -> {after.get(name, 'removed')}" for name, version in before.items()
                if after.get(name) != version}
     assert not changed, f"the install cell replaced packages Colab preinstalls: {changed}"
+    colab = colab_replica.versions()
+    unlike_colab = {name: f"{version} (Colab: {colab[name]})" for name, version in after.items()
+                    if name not in before and colab.get(name, version) != version}
+    assert not unlike_colab, f"the install cell added packages at other versions than Colab has: {unlike_colab}"
     where = subprocess.check_output([colab_kernel, "-c", "import sulib; print(sulib.__file__)"], text=True,
                                     cwd=workdir)
     assert str(colab_kernel.parent.parent) in where, f"sulib was not installed into the Colab replica: {where}"

@@ -5,6 +5,7 @@ That the rendered ledger agrees with each rendered chapter is checked in the bro
 """
 
 import copy
+import hashlib
 import json
 import re
 
@@ -108,3 +109,17 @@ def test_posts_in_the_bibliography_carry_url_and_date():
 def test_external_link_syntax(url, problem):
     found = kexue_book.url_problem(url)
     assert (found is None) if problem is None else (problem in found)
+
+
+def test_ci_time_is_shown_only_for_the_notebook_it_measured(tmp_path):
+    nb = tmp_path / "book" / "x.ipynb"
+    nb.parent.mkdir()
+    nb.write_text("{}")
+    digest = hashlib.sha256(b"{}").hexdigest()
+    run = {"notebooks": {"book/x.ipynb": {"seconds": 12.34, "passed": True, "sha256": digest}}}
+    assert kexue_book.ci_time(run, nb, tmp_path) == "12.3 s"
+    run["notebooks"]["book/x.ipynb"]["passed"] = False
+    assert kexue_book.ci_time(run, nb, tmp_path) == "failed (12.3 s)"
+    nb.write_text('{"changed": 1}')
+    assert kexue_book.ci_time(run, nb, tmp_path) == "notebook changed since"
+    assert kexue_book.ci_time({"notebooks": {}}, nb, tmp_path) == "not run"
