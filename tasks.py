@@ -200,7 +200,8 @@ def report_cost(total: float) -> None:
     stages = {}
     for name in ("nbval", "colab"):
         path = TIMINGS / f"{name}.json"
-        stages[name] = json.loads(path.read_text())["seconds"] if path.exists() else {}
+        run = json.loads(path.read_text()) if path.exists() else {"notebooks": {}}
+        stages[name] = {nb: record["seconds"] for nb, record in run["notebooks"].items()}
     notebooks = sorted(set().union(*stages.values()))
     if notebooks:
         print("\ntasks: seconds per notebook (sum of its cells' or its test's time; 2 run at a time)")

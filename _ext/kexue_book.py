@@ -282,8 +282,8 @@ class BuildEnvironment(SphinxDirective):
 class ExecutionTimes(SphinxDirective):
     """Each chapter's execution time, from each place it was really executed, saying which run that was."""
 
-    STAGES = {"nbval": ("nbval", "pytest --nbval (strict) in the project's environment (below)"),
-              "colab": ("Colab replica", "Colab's package versions (tests/data/colab-pip-freeze.txt) on this "
+    STAGES = {"nbval": ("nbval", "`pytest --nbval` (strict) in the project's environment (below)"),
+              "colab": ("Colab replica", "Colab's package versions (`tests/data/colab-pip-freeze.txt`) on this "
                                          "machine's Python, each notebook in a fresh copy, its install cell included")}
 
     def run(self):
@@ -312,7 +312,7 @@ class ExecutionTimes(SphinxDirective):
                 data = NbMetadataCollector.get_exec_data(self.env, docname)
                 row.append(f"{data['runtime']:.1f} s" if data and data.get("runtime") else "not executed")
             rows.append(row)
-        notes = [("refresh", "the run that produced the stored outputs: python3 tasks.py refresh, one notebook "
+        notes = [("refresh", "the run that produced the stored outputs: `python3 tasks.py refresh`, one notebook "
                              f"at a time, in {'; '.join(sorted(environments)) or 'an unrecorded environment'}.")]
         for stage, run in runs.items():
             name, where = self.STAGES[stage]
@@ -321,15 +321,17 @@ class ExecutionTimes(SphinxDirective):
                                 "the notebook as it is now."))
         if not runs:
             notes.append(("CI", "no test run preceded this build in this checkout, so only the refresh times are "
-                                "known here; python3 tasks.py test prints them for its own run."))
-        notes.append(("this build", "re-executed every notebook (python3 tasks.py book --execute)." if executed
+                                "known here; `python3 tasks.py test` prints them for its own run."))
+        notes.append(("this build", "re-executed every notebook (`python3 tasks.py book --execute`)." if executed
                       else "executed nothing: it rendered the stored outputs, which the nbval stage of "
-                           "python3 tasks.py test proves reproduce."))
+                           "`python3 tasks.py test` proves reproduce."))
         items = nodes.bullet_list()
         for name, text in notes:
             para = nodes.paragraph()
             para += nodes.strong("", name)
-            para += nodes.Text(f": {text}")
+            para += nodes.Text(": ")
+            for k, part in enumerate(text.split("`")):  # `...` is a command or a path
+                para += nodes.literal("", part) if k % 2 else nodes.Text(part)
             item = nodes.list_item()
             item += para
             items += item
