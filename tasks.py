@@ -204,7 +204,7 @@ def report_cost(total: float) -> None:
         stages[name] = {nb: record["seconds"] for nb, record in run["notebooks"].items()}
     notebooks = sorted(set().union(*stages.values()))
     if notebooks:
-        print("\ntasks: seconds per notebook (sum of its cells' or its test's time; 2 run at a time)")
+        print("\ntasks: seconds per notebook (sum of its cells' or its test's time)")
         print(f"  {'notebook':<52} {'nbval':>7} {'colab':>7}")
         for nb in notebooks:
             print(f"  {nb:<52} " + " ".join(f"{stages[s].get(nb, float('nan')):7.1f}" for s in stages))
