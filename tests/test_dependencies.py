@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import json
-import re
 import sys
 import tomllib
 
