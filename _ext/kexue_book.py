@@ -9,6 +9,9 @@ Directives (used in book/*.md):
 ``{execution-times}``    where and in how many seconds each chapter was executed (refresh, CI, this build)
 ``{external-links}``     every external link of the book, each checked for syntax
 
+Every chapter also opens with a summary box, "The verdict at a glance" (each claim and its status),
+inserted before the chapter's first section from the same recorded verdict: nothing to type in a notebook.
+
 A chapter's verdict is the JSON that ``sulib.report.Verdict`` embeds in the HTML output of the last
 code cell of the committed notebook (nbval makes sure that output is exactly what a fresh run
 produces). The ledger and the chapter list declare every
@@ -35,7 +38,7 @@ from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
-from sulib.report import STATUSES, parse_verdict_html
+from sulib.report import STATUSES, measured_problem, parse_verdict_html
 
 LOGGER = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +88,9 @@ def read_verdict(path: Path) -> dict:
     for k, claim in enumerate(verdict["claims"]):
         if claim.get("id") != f"C{k + 1}" or claim.get("status") not in STATUSES:
             raise LedgerError(f"{path}: claim {k} malformed: {claim}")
+        problem = measured_problem(str(claim.get("measured", "")))
+        if problem:
+            raise LedgerError(f"{path}: {claim['id']}'s measured value {claim['measured']!r} {problem}")
     return verdict
 
 
@@ -339,6 +345,32 @@ class ExecutionTimes(SphinxDirective):
         return [_table(header, rows, classes=["execution-times"]), items]
 
 
+def _insert_verdict_summary(app, doctree):
+    """Put a box with each claim and its status before a chapter's first section (after its header)."""
+    env = app.env
+    paths = {docname: path for _, docname, path in chapters(Path(env.srcdir))}
+    if env.docname not in paths:
+        return
+    try:
+        verdict = read_verdict(paths[env.docname])
+    except LedgerError:
+        return  # the ledger reports it
+    title = next(iter(doctree.findall(nodes.section)), None)
+    first = next((n for n in title.children if isinstance(n, nodes.section)), None) if title else None
+    if first is None:
+        LOGGER.warning("a chapter needs a title and sections to take the verdict summary", location=doctree)
+        return
+    box = nodes.admonition(classes=["verdict-summary"])
+    box += nodes.title("", "The verdict at a glance")
+    box += nodes.paragraph("", f"{status_counts(verdict)}. Each claim links to the section that checks it; "
+                               "the verdict at the end gives how it was checked and what was measured.")
+    rows = [[_xref(env, "ref", c["section"], c["id"]), c["claim"],
+             nodes.inline("", c["status"], classes=["status-" + c["status"].replace(" ", "-")])]
+            for c in verdict["claims"]]
+    box += _table(["claim", "statement", "status"], rows, classes=["verdict-summary"])
+    first.parent.insert(first.parent.index(first), box)
+
+
 class external_links_node(nodes.General, nodes.Element):
     """Placeholder, replaced by the list of external links once every document has been read."""
 
@@ -421,7 +453,8 @@ def setup(app):
     app.add_node(external_links_node)
     app.add_post_transform(ExternalLinksTransform)
     app.connect("doctree-read", _collect_links)
+    app.connect("doctree-read", _insert_verdict_summary)
     app.connect("env-purge-doc", _purge_links)
     app.connect("env-merge-info", _merge_links)
     app.connect("env-get-outdated", _always_reread)
-    return {"parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}
+    return {"parallel_read_safe": True, "parallel_write_safe": True, "env_version": 2}

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 from typing import NamedTuple, Sequence
 
-__all__ = ["Table", "Claim", "Verdict", "STATUSES", "VERDICT_MIME", "parse_verdict_html"]
+__all__ = ["Table", "Claim", "Verdict", "STATUSES", "VERDICT_MIME", "measured_problem", "noise_bound",
+           "parse_verdict_html"]
 
 #: The three outcomes a claim can have, in the order the ledger sorts them.
 STATUSES = ("verified", "holds with caveat", "refuted")
@@ -22,6 +24,41 @@ VERDICT_MIME = "application/vnd.kexue.verdict+json"
 
 _CLAIM_ID = re.compile(r"C[1-9][0-9]*")
 _LABEL = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+_BOOLEAN = re.compile(r"\b(True|False)\b")
+
+
+def noise_bound(x: float) -> str:
+    """A residual at the level of rounding noise, printed so that it reproduces on every machine.
+
+    The digits of a residual like 2.2e-16 change with the CPU and the core count, so a notebook that
+    printed them would not reproduce exactly (nbval). This gives the power of ten it stays below,
+    e.g. ``"< 1e-15"``, or ``"= 0"`` when it is exactly zero; write ``f"max |Δp| {noise_bound(err)}"``.
+
+    Raises:
+        ValueError: if ``x`` is negative or not finite.
+    """
+    x = float(x)
+    if not math.isfinite(x) or x < 0:
+        raise ValueError(f"x must be a finite residual >= 0, got {x!r}")
+    if x == 0:
+        return "= 0"
+    e = math.floor(math.log10(x)) + 1
+    e += (10.0**e <= x) - (10.0 ** (e - 1) > x)  # log10 may round the wrong way next to a power of ten
+    return f"< 1e{e}"
+
+
+def measured_problem(measured: str) -> str | None:
+    """Why ``measured`` is not a measured value, or None if it is one.
+
+    A verdict's measured value is a number: a residual, a fitted exponent with its standard error, a
+    figure with its tolerance. A Python boolean ("within tolerance: True") says that an assert passed,
+    not what was measured, and a value without a single digit is a description, not a measurement.
+    """
+    if _BOOLEAN.search(measured):
+        return "reads True/False; give the number that was compared (a residual, a figure and its tolerance)"
+    if not re.search(r"[0-9]", measured):
+        return "holds no number; give the value that was measured"
+    return None
 
 
 class Table:
@@ -63,7 +100,7 @@ class Claim(NamedTuple):
     id: str  #: "C1", "C2", ... as numbered in the chapter's Claims section
     claim: str  #: the claim in one line
     check: str  #: how it was checked
-    measured: str  #: the measured value, already formatted
+    measured: str  #: the measured value, already formatted: a number, never "True" (see measured_problem)
     status: str  #: one of STATUSES
     section: str  #: label of the section where it is checked
 
@@ -97,6 +134,9 @@ class Verdict:
             for field in ("claim", "check", "measured"):
                 if not str(getattr(c, field)).strip():
                     raise ValueError(f"claims[{k}].{field} is empty")
+            problem = measured_problem(str(c.measured))
+            if problem:
+                raise ValueError(f"claims[{k}].measured {c.measured!r} {problem}")
 
     def to_json(self) -> dict:
         """The machine-readable form stored under :data:`VERDICT_MIME`."""

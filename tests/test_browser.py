@@ -171,6 +171,11 @@ def test_chapter_page(server, browser, nb, scheme):
                   for cell in json.loads(nb.read_text())["cells"] for out in cell.get("outputs", []))
     assert figures >= 1 and page.locator("img").count() >= figures  # every stored figure is on the page
     assert rows_of(page, "table.verdict") == verdict_rows(nb), "the verdict table differs from the notebook's"
+    summary = [[row[k] for k in (0, 1, 4)] for row in verdict_rows(nb)]
+    assert rows_of(page, "table.verdict-summary") == summary, "the summary box differs from the verdict"
+    wide = page.evaluate("""() => Array.from(document.querySelectorAll('.cell_input pre'))
+        .filter(pre => pre.scrollWidth > pre.clientWidth).map(pre => pre.innerText.slice(0, 60))""")
+    assert wide == [], f"code cells that scroll sideways: {wide}"
     screenshot(page, rel.replace("/", "__") + ("__dark" if scheme == "dark" else ""))
     page.close()
     assert problems == []

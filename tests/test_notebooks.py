@@ -98,3 +98,35 @@ def test_figures_are_opaque(path):
         image = Image.open(io.BytesIO(base64.b64decode(png)))
         if "A" in image.getbands():
             assert np.asarray(image.getchannel("A")).min() == 255, "figure has transparent pixels"
+
+
+# Reader-first rules (CONTRIBUTING.md "Before you call a chapter done").
+MAX_CODE_LINE = 88  # what fits the theme's content column at 1280 px (book/_static/kexue.css; test_browser)
+MAX_TABLE_ROWS = 12  # a longer table in the body becomes a figure or a collapsed block (tag `hide-output`)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_lines_fit_the_page(path):
+    nb = json.loads(path.read_text())
+    long = [(k, line) for k, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
+            and "remove-cell" not in c["metadata"].get("tags", [])
+            for line in "".join(c["source"]).splitlines() if len(line) > MAX_CODE_LINE]
+    assert not long, f"{len(long)} code line(s) over {MAX_CODE_LINE} characters: {long[:3]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_long_tables_are_collapsed(path):
+    """A table of more than MAX_TABLE_ROWS rows (sulib.report.Table) is collapsed, or becomes a figure;
+    the verdict at the end is exempt."""
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    for k, cell in enumerate(code[:-1]):
+        if {"hide-output", "remove-output"} & set(cell["metadata"].get("tags", [])):
+            continue
+        for out in cell.get("outputs", []):
+            html = "".join(out.get("data", {}).get("text/html", ""))
+            for body in re.findall(r'<table class="sulib-table.*?<tbody>(.*?)</tbody>', html, flags=re.S):
+                rows = body.count("<tr>")
+                assert rows <= MAX_TABLE_ROWS, \
+                    f"a table of {rows} rows in the body ({''.join(cell['source'])[:80]!r}): make it a " \
+                    f"figure, shorten it, or tag the cell `hide-output` (collapsed in the book)"

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sulib.plotting import BOOK_STYLE, OKABE_ITO, finish, use_book_style
-from sulib.report import STATUSES, Claim, Table, Verdict, parse_verdict_html
+from sulib.report import (STATUSES, Claim, Table, Verdict, measured_problem, noise_bound,
+                          parse_verdict_html)
 
 
 def claim(k=1, **kw):
@@ -23,7 +24,8 @@ text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1)
 
 @given(st.lists(st.tuples(text, text, text, st.sampled_from(STATUSES)), min_size=1, max_size=5))
 def test_verdict_html_round_trips_any_text(rows):
-    claims = [Claim(f"C{k + 1}", a, b, c, s, "sec-a") for k, (a, b, c, s) in enumerate(rows)]
+    claims = [Claim(f"C{k + 1}", a, b, c if measured_problem(c) is None else "1", s, "sec-a")
+              for k, (a, b, c, s) in enumerate(rows)]
     v = Verdict("kexue9034", claims)
     assert parse_verdict_html(v._repr_html_()) == v.to_json()
 
@@ -39,10 +41,19 @@ def test_verdict_html_cannot_be_broken_out_of():
     (dict(id="C2"), "id"),
     (dict(section="Has Spaces"), "section"),
     (dict(measured="  "), "measured"),
+    (dict(measured="within 1e-12: True"), "True/False"),
+    (dict(measured="False for n = 3"), "True/False"),
+    (dict(measured="exact"), "no number"),
 ])
 def test_verdict_refuses_malformed_claims(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Verdict("kexue9034", [claim(**kwargs)])
+
+
+@pytest.mark.parametrize("measured", ["max residual 3.2e-15 (tolerance 1e-12)", "order 1.98 ± 0.02",
+                                      "Trueness 0.5", "0 of 64 cases differ"])
+def test_verdict_accepts_measured_numbers(measured):
+    assert Verdict("kexue9034", [claim(measured=measured)]).claims[0].measured == measured
 
 
 def test_verdict_refuses_bad_post_and_no_claims():
@@ -98,3 +109,20 @@ def test_finish_accepts_shared_outer_labels_and_labelled_colourbars():
 def test_finish_refuses_non_figures():
     with pytest.raises(TypeError, match="fig"):
         finish("figure")
+
+
+@given(st.floats(min_value=1e-300, max_value=1e300))
+def test_noise_bound_is_the_next_power_of_ten(x):
+    bound = float(noise_bound(x).removeprefix("< "))
+    assert x < bound <= 10 * x * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("x, text", [(0.0, "= 0"), (2.2e-16, "< 1e-15"), (1e-12, "< 1e-11"), (0.3, "< 1e0")])
+def test_noise_bound_examples(x, text):
+    assert noise_bound(x) == text
+
+
+@pytest.mark.parametrize("x", [-1e-16, float("nan"), float("inf")])
+def test_noise_bound_refuses_non_residuals(x):
+    with pytest.raises(ValueError, match="x must be"):
+        noise_bound(x)
