@@ -161,7 +161,8 @@ def test_chapter_page(server, browser, nb, scheme):
     page, problems = open_page(browser, f"{server}/{rel}.html", color_scheme=scheme)
     assert page.evaluate("document.documentElement.dataset.theme") == scheme
     check_renders(page)
-    for selector in ("article p", "article a", "table.verdict td", ".cell_output pre", "article h1, article h2"):
+    for selector in ("article p", "article a", "table.verdict td", "table.verdict-summary td", ".cell_output pre",
+                     "article h1, article h2"):
         ratio = contrast(page, selector)
         assert ratio >= 4.5, f"{scheme} mode: text of {selector!r} has contrast {ratio:.1f} < 4.5 (WCAG AA)"
     colab = f"https://colab.research.google.com/github/{REPOSITORY_URL.removeprefix('https://github.com/')}" \
