@@ -9,7 +9,9 @@ where ``Π_Θ`` is the Euclidean projection onto the ball (``radius=None`` skips
 regret against a fixed comparator ``θ_c`` after ``T`` steps is
 ``(1/T) Σ_{t≤T} [L(x_t, θ_t) − L(x_t, θ_c)]``; for a convex loss, ``θ_c ∈ Θ``, gradients bounded by
 ``G`` on ``Θ`` and a non-increasing ``η_t`` it is at most ``D²/(2Tη_T) + (G²/2T) Σ_{t≤T} η_t`` with
-``D`` the diameter of ``Θ`` (:func:`regret_bound`).
+``D`` the diameter of ``Θ`` (:func:`regret_bound`); for any positive schedule it is at most
+``(D²/2T)(1/η_1 + Σ_{2≤t≤T} (1/η_t − 1/η_{t−1})₊) + (G²/2T) Σ_{t≤T} η_t``
+(:func:`general_regret_bound`), which is the same number when ``η_t`` never increases.
 
 Shapes:
     ``d`` parameters, ``T`` steps, optional leading batch axis ``B`` (e.g. random seeds).
@@ -40,6 +42,7 @@ __all__ = [
     "projected_sgd",
     "average_regret",
     "regret_bound",
+    "general_regret_bound",
     "ball_argmin",
     "squared_loss",
     "logistic_loss",
@@ -241,9 +244,9 @@ def average_regret(run: SGDRun, ts=None) -> jax.Array:
 def regret_bound(etas, D, G, ts=None) -> np.ndarray:
     """The post's bound ``D²/(2Tη_T) + (G²/2T) Σ_{t≤T} η_t`` for every prefix ``T`` in ``ts``.
 
-    Valid for non-increasing ``etas`` (the telescoping step needs it). For other schedules it is
-    still computed as written; the bound that holds for any positive schedule has
-    ``D²/(2T min_{t≤T} η_t)`` as its first term.
+    Valid for non-increasing ``etas`` only (the telescoping step needs it). For other schedules it
+    is still computed as written, and it can be violated: a warm-up, or a step that alternates
+    between two values, makes the regret exceed it. Use :func:`general_regret_bound` for those.
 
     Args:
         etas: ``(T_max,)`` positive learning rates.
@@ -259,6 +262,34 @@ def regret_bound(etas, D, G, ts=None) -> np.ndarray:
     ts = _steps("ts", ts, etas.shape[0])
     cum = np.cumsum(etas)[ts - 1]
     return D ** 2 / (2 * ts * etas[ts - 1]) + G ** 2 * cum / (2 * ts)
+
+
+def general_regret_bound(etas, D, G, ts=None) -> np.ndarray:
+    """The bound for any positive schedule, for every prefix ``T`` in ``ts``:
+
+    ``(D²/2T) (1/η_1 + Σ_{t=2}^{T} max(0, 1/η_t − 1/η_{t−1})) + (G²/2T) Σ_{t≤T} η_t``.
+
+    Only the steps where ``1/η_t`` grows (the step size shrinks) enter the first term, so for a
+    non-increasing schedule the sum telescopes to ``1/η_T`` and this equals :func:`regret_bound`;
+    for a non-decreasing one (a warm-up) the first term is ``D²/(2Tη_1)``.
+
+    Args:
+        etas: ``(T_max,)`` positive learning rates.
+        D: diameter of Θ (``2R`` for a ball), ``> 0``.
+        G: bound on ``‖∇L‖`` over Θ and all samples, ``> 0``.
+        ts: ``(K,)`` integer prefix lengths (default: all).
+
+    Returns:
+        ``(K,)`` float64 bounds.
+    """
+    etas = _etas(etas)
+    D, G = positive_scalar("D", D), positive_scalar("G", G)
+    ts = _steps("ts", ts, etas.shape[0])
+    inverse = 1.0 / etas
+    growth = np.concatenate([[inverse[0]], np.maximum(0.0, np.diff(inverse))])
+    first = np.cumsum(growth)[ts - 1]
+    cum = np.cumsum(etas)[ts - 1]
+    return D ** 2 * first / (2 * ts) + G ** 2 * cum / (2 * ts)
 
 
 # --------------------------------------------------------------------------- comparator in hindsight

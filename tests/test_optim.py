@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sulib.optim import (SGDRun, average_regret, ball_argmin, linear_loss, logistic_loss, project_ball,
-                         projected_sgd, regret_bound, squared_loss)
+from sulib.optim import (SGDRun, average_regret, ball_argmin, general_regret_bound, linear_loss, logistic_loss,
+                         project_ball, projected_sgd, regret_bound, squared_loss)
 
 jax.config.update("jax_enable_x64", True)
 
@@ -120,6 +120,59 @@ def test_regret_bound_formula_and_constant_optimum():
     np.testing.assert_allclose(regret_bound(np.full(T, D / (G * np.sqrt(T))), D, G)[-1], D * G / np.sqrt(T))
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.01, 10.0), min_size=1, max_size=40), st.floats(0.1, 5), st.floats(0.1, 5))
+def test_general_bound_equals_the_post_bound_for_non_increasing_steps(etas, D, G):
+    etas = np.sort(np.array(etas))[::-1]                                   # non-increasing
+    np.testing.assert_allclose(general_regret_bound(etas, D, G), regret_bound(etas, D, G), rtol=1e-12)
+
+
+def test_general_bound_for_a_warm_up_uses_the_first_step():
+    etas = np.array([0.1, 0.2, 0.4])
+    np.testing.assert_allclose(general_regret_bound(etas, 2.0, 1.0),
+                               [4 / (2 * 0.1) + 0.1 / 2, 4 / (2 * 2 * 0.1) + 0.3 / 4, 4 / (2 * 3 * 0.1) + 0.7 / 6])
+
+
+def sign_adversary(etas, R):
+    """1-D adaptive adversary g_t = sign(theta_t) (sign(0) = +1) against projected SGD from 0."""
+    theta, gs = 0.0, []
+    for eta in etas:
+        g = 1.0 if theta >= 0 else -1.0
+        gs.append(g)
+        theta = float(np.clip(theta - eta * g, -R, R))
+    return np.array(gs)
+
+
+def test_alternating_steps_break_the_post_bound_but_not_the_general_one():
+    """The counterexample of issue 13: eta alternating 0.5 / 2 on [-1, 1], G = 1, T = 1024."""
+    T, R = 1024, 1.0
+    etas = np.where(np.arange(T) % 2 == 0, 0.5, 2.0)
+    g = sign_adversary(etas, R)
+    comparator = np.array([-R * np.sign(g.sum()) if g.sum() != 0 else R])
+    run = projected_sgd(linear_loss, np.zeros(1), (-g[:, None],), etas, radius=R, comparator=comparator)
+    regret = float(average_regret(run)[-1]) * T
+    assert abs(regret - 769.0) < 1e-9
+    assert regret > T * regret_bound(etas, 2 * R, 1.0)[-1]                    # 641: violated
+    assert regret > (2 * R) ** 2 / (2 * etas.min()) + etas.sum() / 2        # 644, the "min eta" version
+    assert regret <= T * general_regret_bound(etas, 2 * R, 1.0)[-1]          # 2177
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10 ** 6), st.integers(1, 200), st.floats(0.2, 3.0))
+def test_general_bound_holds_for_random_schedules(seed, T, R):
+    """Random positive schedules (up and down) on random bounded convex problems, every prefix."""
+    rng = np.random.default_rng(seed)
+    d = int(rng.integers(1, 4))
+    a = rng.normal(size=(T, d))
+    a /= np.maximum(1.0, np.linalg.norm(a, axis=1, keepdims=True))
+    y = rng.uniform(-1, 1, size=T)
+    etas = np.exp(rng.uniform(-4, 1, size=T))
+    comparator = project_ball(rng.normal(size=d), R)
+    run = projected_sgd(squared_loss, project_ball(rng.normal(size=d) * 3, R), (a, y), etas, radius=R,
+                        comparator=comparator)
+    assert np.all(np.asarray(average_regret(run)) <= general_regret_bound(etas, 2 * R, R + 1.0) + 1e-12)
+
+
 def test_unprojected_linear_loss_drifts_away():
     T = 10_000
     run = projected_sgd(linear_loss, np.zeros(1), (np.ones((T, 1)),), 1 / np.sqrt(np.arange(1, T + 1)))
@@ -168,6 +221,9 @@ def test_ball_argmin_finds_the_constrained_minimum(center, radius):
     (lambda: regret_bound(np.ones(3), 0.0, 1.0), ValueError, "D"),
     (lambda: regret_bound(np.ones(3), 1.0, None), ValueError, "G"),
     (lambda: regret_bound(np.ones(3), 1.0, 1.0, ts=np.array([0, 2])), ValueError, "ts"),
+    (lambda: general_regret_bound(np.array([1.0, 0.0]), 1.0, 1.0), ValueError, "etas"),
+    (lambda: general_regret_bound(np.ones(3), -1.0, 1.0), ValueError, "D"),
+    (lambda: general_regret_bound(np.ones(3), 1.0, 1.0, ts=np.array([1.5])), TypeError, "ts"),
     (lambda: average_regret("run"), TypeError, "run"),
     (lambda: ball_argmin(_quadratic, np.zeros(2), 1.0, -1.0), ValueError, "smoothness"),
     (lambda: ball_argmin(_quadratic, np.zeros(2), 1.0, 1.0, steps=0), ValueError, "steps"),
