@@ -39,6 +39,7 @@ __all__ = [
     "orthonormal_legendre",
     "legendre_generating_identities",
     "legendre_identities_upto",
+    "legendre_identity_failures",
     "reparametrization_residual",
     "legt_from_integrals",
     "legs_from_integrals",
@@ -47,6 +48,9 @@ __all__ = [
     "legs_closed_form",
     "post_lmu_closed_form",
     "lmu_closed_form",
+    "post_legs_unit_closed_form",
+    "hippo_theorem1",
+    "max_abs_difference",
     "rescale_symbolic",
     "legt_polynomial_residual",
     "window_coefficients",
@@ -137,6 +141,27 @@ def legendre_identities_upto(n_max: int) -> dict[str, bool]:
                       for n in range(n_max + 1)),
         "ends": all(p[n].subs(x, 1) == 1 and p[n].subs(x, -1) == (-1) ** n for n in range(n_max + 1)),
     }
+
+
+def legendre_identity_failures(n_max: int) -> dict[str, list[int]]:
+    """Like :func:`legendre_identities_upto`, but the list of the ``n`` where each identity fails.
+
+    An empty list means the identity holds exactly for ``n = 0 .. n_max`` (``"r1"`` from 1).
+    """
+    n_max = positive_int("n_max", n_max)
+    x = sp.Symbol("x")
+    p = [sp.legendre(n, x) for n in range(n_max + 2)]
+    dp = [sp.diff(q, x) for q in p]
+    chi = lambda m: 1 if m % 2 == 0 else 0
+    residuals = {
+        "r1": lambda n: dp[n + 1] - dp[n - 1] - (2 * n + 1) * p[n],
+        "r2": lambda n: dp[n + 1] - (n + 1) * p[n] - x * dp[n],
+        "dot": lambda n: dp[n + 1] - sum((2 * k + 1) * chi(n - k) * p[k] for k in range(n + 1)),
+        "dot_t1": lambda n: (x + 1) * dp[n] + (n + 1) * p[n] - sum((2 * k + 1) * p[k] for k in range(n + 1)),
+        "ends": lambda n: (p[n].subs(x, 1) - 1) ** 2 + (p[n].subs(x, -1) - (-1) ** n) ** 2,
+    }
+    return {key: [n for n in range(1 if key == "r1" else 0, n_max + 1) if sp.expand(f(n)) != 0]
+            for key, f in residuals.items()}
 
 
 # --------------------------------------------------------------------------- the framework
@@ -287,6 +312,53 @@ def lmu_closed_form(N: int, theta=sp.Symbol("theta", positive=True)) -> tuple[sp
     A = sp.Matrix(N, N, lambda i, j: sp.Integer(2 * i + 1) / theta * (-1 if i < j else _sign(i - j + 1)))
     B = sp.Matrix(N, 1, lambda i, _: sp.Integer(2 * i + 1) * _sign(i) / theta)
     return A, B
+
+
+def post_legs_unit_closed_form(N: int) -> tuple[sp.Matrix, sp.Matrix]:
+    """Post eq. leg-s-hippo-2 (LegS with λ_n = √(2/(2n+1))): ``A_nk = -(2n+1)`` (k<n), ``-(n+1)`` (k=n), 0 (k>n); ``B_n = 2n+1``."""
+    N = _size(N)
+    A = sp.Matrix(N, N, lambda n, k: -sp.Integer(2 * n + 1) if k < n else (-sp.Integer(n + 1) if k == n else 0))
+    B = sp.Matrix(N, 1, lambda n, _: sp.Integer(2 * n + 1))
+    return A, B
+
+
+def hippo_theorem1(N: int, theta=sp.Symbol("theta", positive=True)) -> dict[str, tuple[sp.Matrix, sp.Matrix]]:
+    """The matrices of Theorem 1 of the HiPPO paper (Gu, Dao et al. 2020, arXiv 2008.07669), as printed.
+
+    The paper writes the dynamics with a minus sign, ``c' = -A c + B f`` (LegT, its eq. (1)) and
+    ``c' = -(1/t) A c + (1/t) B f`` (LegS, its eq. (2)), with
+
+    * LegT: ``A_nk = (1/θ)(2n+1)·((-1)^(n-k) if n >= k else 1)``, ``B_n = (1/θ)(2n+1)(-1)^n``;
+    * LegS: ``A_nk = √((2n+1)(2k+1))`` (n > k), ``n+1`` (n = k), 0 (n < k); ``B_n = √(2n+1)``.
+
+    Returns:
+        ``{"legt": (A, B), "legs": (A, B)}`` with ``A`` ``(N, N)`` and ``B`` ``(N, 1)``, the paper's
+        sign convention kept (negate ``A`` to compare with ``c' = A c + B u``).
+    """
+    N, theta = _size(N), _window(theta)
+    A_t = sp.Matrix(N, N, lambda n, k: sp.Integer(2 * n + 1) / theta * (_sign(n - k) if n >= k else 1))
+    B_t = sp.Matrix(N, 1, lambda n, _: sp.Integer(2 * n + 1) * _sign(n) / theta)
+    A_s = sp.Matrix(N, N, lambda n, k: sp.sqrt((2 * n + 1) * (2 * k + 1)) if n > k else (n + 1 if n == k else 0))
+    B_s = sp.Matrix(N, 1, lambda n, _: sp.sqrt(2 * n + 1))
+    return {"legt": (A_t, B_t), "legs": (A_s, B_s)}
+
+
+def max_abs_difference(X: sp.Matrix, Y: sp.Matrix, subs: dict | None = None) -> sp.Expr:
+    """``max |X_ij - Y_ij|`` over the entries, exact: each difference is simplified first.
+
+    ``subs`` (e.g. ``{w: 1}``) is applied to the differences before taking absolute values, for
+    matrices that hold symbols. Returns an exact SymPy number (``0`` when the matrices agree).
+    """
+    if not isinstance(X, sp.MatrixBase) or not isinstance(Y, sp.MatrixBase):
+        raise TypeError("X and Y must be sympy matrices")
+    if X.shape != Y.shape:
+        raise ValueError(f"X and Y must have the same shape, got {X.shape} and {Y.shape}")
+    diffs = [sp.simplify(e) for e in (X - Y)]
+    if subs:
+        diffs = [sp.simplify(e.subs(subs)) for e in diffs]
+    if any(e.free_symbols for e in diffs):
+        raise ValueError("the differences still hold symbols; give their values in subs")
+    return max((sp.Abs(e) for e in diffs), key=lambda e: float(e), default=sp.Integer(0))
 
 
 def rescale_symbolic(A: sp.Matrix, B: sp.Matrix, lam: Sequence[sp.Expr]) -> tuple[sp.Matrix, sp.Matrix]:

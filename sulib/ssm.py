@@ -4,7 +4,8 @@ the recurrences that run them, and the projections their states stand for.
 A HiPPO system remembers a scalar signal ``u`` as the coefficients ``x`` of its projection
 onto a fixed basis over a memory window. Two families:
 
-* time-invariant (``"legt"``, ``"lmu"``, ``"fourier_legt"``): ``x'(t) = A x(t) + B u(t)``,
+* time-invariant (``"legt"``, ``"lmu"``, ``"fourier_legt"``, ``"fourier"``):
+  ``x'(t) = A x(t) + B u(t)``,
   window ``[t - θ, t]`` (a sliding window of length θ);
 * scale-invariant (``"legs"``, ``"fourier_legs"``): ``x'(t) = (A x(t) + B u(t)) / t``,
   window ``[0, t]`` (the whole history, stretched).
@@ -44,9 +45,10 @@ state-spaces/s4's ``transition(measure, N)`` (src/models/hippo/hippo.py): its ``
 ``hippo("legs", N)`` and its ``"lmu"`` is ``hippo("lmu", N)``; its ``"legt"`` is halved
 ("for timescale correctness"), which is ``hippo("legt", N, theta=2.0)``: a window of length 2.
 Its ``"fourier_decay"`` is :func:`fourier_to_real` of ``hippo("fourier_legt", N/2 - 1,
-theta=2.0)`` (plus an always-zero state and a sign convention on the sines); its ``"fourier"``
-has the same rotation but twice the rank-one term and twice B (those of window 1), so it matches
-no single window. The tests check all of this against a fixture computed from s4's code.
+theta=2.0)`` (plus an always-zero state and a sign convention on the sines), and its
+``"fourier"`` is, in the same way, ``hippo("fourier", N/2 - 1, theta=2.0)``: the corrected
+closure of post 10114's Fourier system (see :func:`hippo`), for a window of length 2. The tests
+check all of this against a fixture computed from s4's code.
 
 Everything returned by a jitted kernel is float64 (complex128 for complex systems) when JAX's
 x64 mode is on, float32 otherwise; :func:`hippo`, :func:`rescale` and :func:`fourier_to_real`
@@ -94,7 +96,7 @@ __all__ = [
 ]
 
 #: Kinds understood by :func:`hippo` (and by the basis / projection functions).
-HIPPO_KINDS = ("legt", "legs", "lmu", "fourier_legt", "fourier_legs")
+HIPPO_KINDS = ("legt", "legs", "lmu", "fourier_legt", "fourier_legs", "fourier")
 #: Kinds whose ODE is ``x' = (A x + B u) / t`` (window ``[0, t]``, no ``theta``).
 SCALE_INVARIANT_KINDS = ("legs", "fourier_legs")
 #: State normalizations of ``"legt"`` / ``"legs"``; see the module docstring.
@@ -213,6 +215,9 @@ def _fourier_matrices(kind: str, order: int, theta: float) -> tuple[np.ndarray, 
     if kind == "fourier_legt":  # post 10114: A_nk = (2iπn - 1)/w on the diagonal, -1/w elsewhere
         A = (-np.ones((size, size)) + np.diag(2j * np.pi * f)) / theta
         B = np.ones(size) / theta
+    elif kind == "fourier":  # the corrected closure: A_nk = (2iπn δ_nk - 2)/w, B_n = 2/w
+        A = (-2.0 * np.ones((size, size)) + np.diag(2j * np.pi * f)) / theta
+        B = 2.0 * np.ones(size) / theta
     else:  # fourier_legs, post 10137: A_nk = -n/(n-k) off the diagonal, iπn - 1 on it
         diff = f[:, None] - f[None, :]
         off = -f[:, None] / np.where(diff == 0, 1.0, diff)
@@ -236,6 +241,11 @@ def hippo(kind: str, N: int, *, theta: float = 1.0, normalization: str = "hippo"
             (post 10114): ``A_nk = (2iπn - 1)/θ`` (k = n), ``-1/θ`` (k ≠ n); ``B_n = 1/θ``.
         ``"fourier_legs"``: the Fourier analogue of LegS (post 10137), ``x' = (A x + B u) / t``:
             ``A_nk = -n / (n - k)`` (k ≠ n), ``iπn - 1`` (k = n); ``B_n = 1``.
+        ``"fourier"``: the same basis and window as ``"fourier_legt"``, with the closure that
+            converges: the truncated series ``Σ_k x_k`` tends to ``(u(t-θ) + u(t))/2`` (the
+            window's two ends meet in its periodic extension), so ``u(t-θ) ≈ 2 Σ_k x_k - u(t)``
+            and ``A_nk = (2iπn δ_nk - 2)/θ``, ``B_n = 2/θ``. state-spaces/s4's ``"fourier"``
+            measure is this system for θ = 2 (module docstring).
         For the Fourier kinds ``N`` is the order: frequencies ``n = -N..N``
         (:func:`fourier_frequencies`) and matrices of size ``2N + 1``, complex128.
 
@@ -294,7 +304,7 @@ def fourier_to_real(A, B) -> tuple[np.ndarray, np.ndarray]:
     ``a_m = √2 Re c_m``, ``b_m = -√2 Im c_m``, the coefficients of ``u`` in the orthonormal basis
     ``1, √2 cos(2πmr), √2 sin(2πmr)`` of ``[0, 1]``: ``x_real = T x`` with ``T`` unitary, so the
     system becomes ``(T A Tᴴ, T B)``. Valid for conjugate-symmetric systems (``A_{-n,-k} =
-    conj A_{n,k}``, ``B_{-n} = conj B_n``), which both Fourier kinds are.
+    conj A_{n,k}``, ``B_{-n} = conj B_n``), which all three Fourier kinds are.
 
     Args:
         A: ``(2M+1, 2M+1)`` complex; B: ``(2M+1,)``.
@@ -872,7 +882,7 @@ def _window_positions(kind: str, times, t, theta) -> np.ndarray:
 def reconstruct(kind: str, x, times, *, t: float, theta: float = 1.0, normalization: str = "hippo") -> jax.Array:
     """The signal that a HiPPO state remembers, evaluated at ``times`` inside its window.
 
-    LegT / LMU / Fourier-LegT: the window is ``[t - θ, t]``; LegS / Fourier-LegS: ``[0, t]``.
+    LegT / LMU / Fourier-LegT / Fourier: the window is ``[t - θ, t]``; LegS / Fourier-LegS: ``[0, t]``.
 
     Args:
         kind: one of :data:`HIPPO_KINDS`.

@@ -146,3 +146,53 @@ def test_argument_checks_name_the_argument():
         hs.rescale_symbolic(np.eye(3), B, [1, 1, 1])
     with pytest.raises(ValueError, match="degree"):
         hs.legt_polynomial_residual(3, -1)
+
+
+def test_identity_failures_are_empty_and_detect_a_wrong_weight(monkeypatch):
+    assert hs.legendre_identity_failures(12) == {k: [] for k in ("r1", "r2", "dot", "dot_t1", "ends")}
+    # mutate the basis (p_n -> 2 p_n for n >= 2) and the recurrences must fail from there on
+    real = sp.legendre
+    monkeypatch.setattr(hs.sp, "legendre", lambda n, x: real(n, x) * (2 if n >= 2 else 1))
+    failures = hs.legendre_identity_failures(6)
+    assert failures["ends"] == [2, 3, 4, 5, 6]
+    assert failures["r2"] and failures["dot_t1"]
+
+
+def test_theorem1_legs_is_the_posts_legs_with_lambda_sqrt2_and_legt_is_the_lmu():
+    N = 7
+    paper = hs.hippo_theorem1(N, W)
+    A_s, B_s = hs.legs_closed_form(N)
+    A_r, B_r = hs.rescale_symbolic(A_s, B_s, [sp.sqrt(2)] * N)
+    assert _same(-paper["legs"][0], A_r) and _same(paper["legs"][1], B_r)
+    A_l, B_l = hs.lmu_closed_form(N, W)
+    assert _same(-paper["legt"][0], A_l) and _same(paper["legt"][1], B_l)
+    # and not the post's LegT with λ = √2: different matrices (same system up to a rescaling)
+    A_t, B_t = hs.rescale_symbolic(*hs.legt_closed_form(N, W), [sp.sqrt(2)] * N)
+    assert hs.max_abs_difference(-paper["legt"][0], A_t, {W: 1}) > 1
+    lam = [(-1) ** n / sp.sqrt(2 * n + 1) for n in range(N)]
+    A_x, B_x = hs.rescale_symbolic(A_t, B_t, lam)
+    assert hs.max_abs_difference(-paper["legt"][0], A_x, {W: 1}) == 0
+    assert hs.max_abs_difference(paper["legt"][1], B_x, {W: 1}) == 0
+    np.testing.assert_allclose(_num(-paper["legt"][0]), hippo("lmu", N, theta=0.7)[0], rtol=1e-14)
+
+
+def test_post_legs_unit_form_is_legs_rescaled_by_sqrt_2_over_2n_plus_1():
+    N = 8
+    A_s, B_s = hs.legs_closed_form(N)
+    A_u, B_u = hs.rescale_symbolic(A_s, B_s, [sp.sqrt(sp.Rational(2, 2 * n + 1)) for n in range(N)])
+    A_p, B_p = hs.post_legs_unit_closed_form(N)
+    assert hs.max_abs_difference(A_u, A_p) == 0 and hs.max_abs_difference(B_u, B_p) == 0
+    # the LegT section's λ_n = 2/√(2n+1) would give B_n = (2n+1)/√2 instead
+    A_w, B_w = hs.rescale_symbolic(A_s, B_s, [2 / sp.sqrt(2 * n + 1) for n in range(N)])
+    assert hs.max_abs_difference(A_w, A_p) == 0
+    assert hs.max_abs_difference(B_w, B_p) == sp.Integer(2 * N - 1) * (1 - 1 / sp.sqrt(2))
+
+
+def test_max_abs_difference_checks_its_arguments():
+    with pytest.raises(TypeError, match="X and Y"):
+        hs.max_abs_difference(np.eye(2), sp.eye(2))
+    with pytest.raises(ValueError, match="same shape"):
+        hs.max_abs_difference(sp.eye(2), sp.eye(3))
+    with pytest.raises(ValueError, match="subs"):
+        hs.max_abs_difference(sp.Matrix([[W]]), sp.Matrix([[0]]))
+    assert hs.max_abs_difference(sp.Matrix([[W, 1]]), sp.Matrix([[W, 3]])) == 2

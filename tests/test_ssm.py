@@ -113,6 +113,12 @@ def test_fourier_kinds_match_their_closed_forms():
             expected = (2j * np.pi * n - 1) / theta if i == j else -1 / theta
             assert abs(A[i, j] - expected) < 1e-15
     np.testing.assert_allclose(B, np.ones(5) / theta)
+    A, B = hippo("fourier", M, theta=theta)  # the corrected closure u(T-w) ≈ 2 Σ c_k - u(T)
+    for i, n in enumerate(f):
+        for j in range(5):
+            expected = (2j * np.pi * n - 2) / theta if i == j else -2 / theta
+            assert abs(A[i, j] - expected) < 1e-15
+    np.testing.assert_allclose(B, 2 * np.ones(5) / theta)
     A, B = hippo("fourier_legs", M)  # post 10137
     for i, n in enumerate(f):
         for j, k in enumerate(f):
@@ -207,6 +213,41 @@ def test_s4_fourier_decay_is_the_real_form_of_fourier_legt_with_window_2():
         B0 = 2 * data[f"fourier_decay_{N}_B"]
         np.testing.assert_array_equal(data[f"fourier_{N}_A"], data[f"fourier_decay_{N}_A"] - np.outer(B0, B0) / 2)
         np.testing.assert_array_equal(data[f"fourier_{N}_B"], B0)
+
+
+def test_s4_fourier_is_the_corrected_fourier_closure_with_window_2():
+    data = s4()
+    sizes = [N for N in fixture_sizes(data, "fourier") if N >= 4]
+    assert sizes
+    for N in sizes:
+        A_real, B_real = fourier_to_real(*hippo("fourier", N // 2 - 1, theta=2.0))
+        keep = np.r_[0, 2:N]  # same slot and sine-sign convention as "fourier_decay"
+        sign = np.where(keep % 2 == 0, 1.0, -1.0)
+        A, B = np.zeros((N, N)), np.zeros(N)
+        A[np.ix_(keep, keep)] = A_real * np.outer(sign, sign)
+        B[keep] = B_real * sign
+        np.testing.assert_allclose(A, data[f"fourier_{N}_A"], rtol=0, atol=1e-14 * np.abs(A).max())
+        np.testing.assert_allclose(B, data[f"fourier_{N}_B"], rtol=0, atol=1e-14)
+        # and it is not the post's closure at any window: its B is twice that of "fourier_legt"
+        _, B_post = fourier_to_real(*hippo("fourier_legt", N // 2 - 1, theta=2.0))
+        assert np.abs(B_post * sign - data[f"fourier_{N}_B"][keep]).max() > 0.4
+
+
+@pytest.mark.parametrize("M", [1, 3, 8])
+def test_fourier_closure_sum_is_the_midpoint_of_the_window_ends(M):
+    # for u = e^{2πi m r} with |m| <= M the closure is exact: Σ c_k = u(0) = u(1)
+    # for u = r (a ramp, jump of 1 in the periodic extension) Σ c_k -> 1/2 = (u(0) + u(1))/2
+    edges = np.linspace(0.0, 1.0, 4097)
+    mids = (edges[1:] + edges[:-1]) / 2
+    c = np.asarray(project_steps("fourier", M, mids))
+    assert abs(c.sum().real - 0.5) < 1e-6
+    assert abs(c.sum().imag) < 1e-12
+    for m in range(-M, M + 1):
+        x = np.zeros(2 * M + 1, complex)
+        x[m + M] = 1.0
+        A, B = hippo("fourier", M)
+        # exactness for a window holding e^{2πi m t}: x' = 2πi m x must equal A x + B u(t)
+        np.testing.assert_allclose(A @ x + B * 1.0, 2j * np.pi * m * x, atol=1e-12)
 
 
 def test_fourier_to_real_is_a_similarity_onto_cosines_and_sines():
