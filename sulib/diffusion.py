@@ -17,7 +17,8 @@ grid ``grid[0] = t_max > grid[1] > ... > grid[N] = t_min`` (``N`` steps). One st
     heun      x + h (d + v(x + h d, t_n)) / 2                           2 (EDM's 2nd-order step)
     midpoint  x + h v(x + (s - t_c) d, s),  s = (t_c + t_n) / 2         2
     dpm2      same with s = sqrt(t_c t_n) (the geometric mean)          2 (DPM-Solver-2's form)
-    amed      same with s = t_n^r t_c^(1-r), and the step scaled by c   2 (r = 1/2, c = 1 is dpm2)
+    amed      same with s = t_n^r t_c^(1-r), the step scaled by c and   2 (r = 1/2, c = τ = 1 is dpm2)
+              the denoiser asked at τ s: x + c h (x̃ - D(x̃, τ s)) / s, x̃ = x + (s - t_c) d
 
 With the analytical first step (AFS, ``afs=True``) the first ``d`` is ``x_T / t_max`` instead of a
 velocity evaluation, which saves one evaluation. NFE (number of velocity evaluations) is counted
@@ -64,6 +65,7 @@ __all__ = [
     "reference_solve",
     "trajectory_pca_shares",
     "sliced_wasserstein",
+    "sliced_wasserstein_bootstrap",
     "AmedParams",
     "train_amed",
     "local_error_leading_term",
@@ -411,7 +413,7 @@ def steps_for_nfe(solver: str, nfe: int) -> tuple[int, bool]:
     return (nfe + 1) // 2, nfe % 2 == 1
 
 
-def _step(mix, x, t_c, t_n, d, solver: str, r, c):
+def _step(mix, x, t_c, t_n, d, solver: str, r, c, tau):
     """One step from ``t_c`` to ``t_n`` given ``d`` (velocity at ``(x, t_c)``); returns ``(x_next, evals)``."""
     h = t_n - t_c
     if solver == "euler":
@@ -424,27 +426,28 @@ def _step(mix, x, t_c, t_n, d, solver: str, r, c):
         s = jnp.sqrt(t_c * t_n)
     else:  # amed
         s = t_n**r * t_c ** (1 - r)
-        return x + c * h * _velocity(mix, x + (s - t_c) * d, s), 1
+        xs = x + (s - t_c) * d
+        return x + c * h * (xs - _denoise(mix, xs, tau * s)) / s, 1
     return x + h * _velocity(mix, x + (s - t_c) * d, s), 1
 
 
-def _one_step_switch(mix, x, t_c, t_n, r, c, solver_index, afs_here):
+def _one_step_switch(mix, x, t_c, t_n, r, c, tau, solver_index, afs_here):
     """One step of ``SOLVERS[solver_index]``, AFS when ``afs_here``; both traced, so one compilation serves all."""
     d, n = lax.cond(afs_here, lambda: (x / t_c, jnp.asarray(0)), lambda: (_velocity(mix, x, t_c), jnp.asarray(1)))
-    branches = [lambda s=s: _step(mix, x, t_c, t_n, d, s, r, c) for s in SOLVERS]
+    branches = [lambda s=s: _step(mix, x, t_c, t_n, d, s, r, c, tau) for s in SOLVERS]
     x_next, m = lax.switch(solver_index, [lambda b=b: (lambda o: (o[0], jnp.asarray(o[1])))(b()) for b in branches])
     return x_next, n + m
 
 
 @partial(jax.jit, static_argnames="keep_path")
-def _solve(mix, x, grid, n_steps, r, c, solver_index, afs, keep_path: bool):
-    """``grid``, ``r``, ``c`` are padded to a bucket length; only the first ``n_steps`` steps run."""
-    x1, n1 = _one_step_switch(mix, x, grid[0], grid[1], r[0], c[0], solver_index, afs)
+def _solve(mix, x, grid, n_steps, r, c, tau, solver_index, afs, keep_path: bool):
+    """``grid``, ``r``, ``c``, ``tau`` are padded to a bucket length; only the first ``n_steps`` steps run."""
+    x1, n1 = _one_step_switch(mix, x, grid[0], grid[1], r[0], c[0], tau[0], solver_index, afs)
     path = jnp.zeros((grid.shape[0],) + x.shape, x.dtype).at[0].set(x).at[1].set(x1) if keep_path else None
 
     def body(k, carry):
         xc, nfe, path = carry
-        xn, n = _one_step_switch(mix, xc, grid[k], grid[k + 1], r[k], c[k], solver_index, False)
+        xn, n = _one_step_switch(mix, xc, grid[k], grid[k + 1], r[k], c[k], tau[k], solver_index, False)
         if keep_path:
             path = path.at[k + 1].set(xn)
         return xn, nfe + n, path
@@ -458,7 +461,7 @@ def _bucket(n: int) -> int:
 
 
 def solve(mix: Mixture, x_T, grid, solver: str = "euler", *, afs: bool = False, r=None, scale=None,
-          return_path: bool = False):
+          time_scale=None, return_path: bool = False):
     """Integrate the probability-flow ODE from ``x_T`` at ``grid[0]`` down to ``grid[-1]``.
 
     Args:
@@ -469,7 +472,9 @@ def solve(mix: Mixture, x_T, grid, solver: str = "euler", *, afs: bool = False, 
         afs: analytical first step (first direction ``x_T / grid[0]``, one evaluation saved).
         r: ``(N,)`` AMED exponents in (0, 1), intermediate time ``s_n = t_next^r t_cur^(1-r)``;
             default 1/2. Only for ``solver="amed"``.
-        scale: ``(N,)`` AMED step scale factors; default 1. Only for ``solver="amed"``.
+        scale: ``(N,)`` AMED step scale factors ``c``; default 1. Only for ``solver="amed"``.
+        time_scale: ``(N,)`` AMED time scale factors ``τ`` > 0: the intermediate evaluation asks
+            the denoiser at ``τ s`` and divides by ``s`` (the AMED paper's code); default 1.
         return_path: return the states at every grid time ``(N + 1, B, d)`` instead of the end ``(B, d)``.
 
     Returns:
@@ -480,10 +485,11 @@ def solve(mix: Mixture, x_T, grid, solver: str = "euler", *, afs: bool = False, 
     x = _check_x("x_T", x_T, mix)
     g = _check_grid(grid)
     N = g.size - 1
-    if solver != "amed" and (r is not None or scale is not None):
-        raise ValueError(f"r and scale are AMED parameters; solver {solver!r} takes neither")
+    if solver != "amed" and (r is not None or scale is not None or time_scale is not None):
+        raise ValueError(f"r, scale and time_scale are AMED parameters; solver {solver!r} takes none")
     r = np.full(N, 0.5) if r is None else as_finite_array("r", r)
     c = np.ones(N) if scale is None else as_finite_array("scale", scale)
+    tau = np.ones(N) if time_scale is None else as_finite_array("time_scale", time_scale)
     if r.shape != (N,):
         raise ValueError(f"r must have shape ({N},) (one per step), got {r.shape}")
     if c.shape != (N,):
@@ -492,13 +498,18 @@ def solve(mix: Mixture, x_T, grid, solver: str = "euler", *, afs: bool = False, 
         raise ValueError("r must lie in (0, 1)")
     if np.any(c <= 0):
         raise ValueError("scale must be > 0 (a step scale factor)")
+    if tau.shape != (N,):
+        raise ValueError(f"time_scale must have shape ({N},) (one per step), got {tau.shape}")
+    if np.any(tau <= 0):
+        raise ValueError("time_scale must be > 0 (a factor on the evaluation time)")
     if not isinstance(afs, (bool, np.bool_)):
         raise TypeError(f"afs must be a bool, got {type(afs).__name__}")
     dt = mix.means.dtype
     L = _bucket(N + 1)  # one compilation serves every N up to the bucket size
     pad = lambda a, v: np.concatenate([a, np.full(L - a.size, v)])
     xN, nfe, path = _solve(mix, jnp.asarray(x, dt), jnp.asarray(pad(g, g[-1]), dt), N, jnp.asarray(pad(r, 0.5), dt),
-                           jnp.asarray(pad(c, 1.0), dt), SOLVERS.index(solver), bool(afs), bool(return_path))
+                           jnp.asarray(pad(c, 1.0), dt), jnp.asarray(pad(tau, 1.0), dt), SOLVERS.index(solver),
+                           bool(afs), bool(return_path))
     return (path[: N + 1] if return_path else xN), int(nfe)
 
 
@@ -611,14 +622,62 @@ def sliced_wasserstein(x, y, key: jax.Array, n_projections: int = 256) -> float:
     return float(_sliced_w2(jnp.asarray(x), jnp.asarray(y), key, n_projections))
 
 
+def sliced_wasserstein_bootstrap(xs, y, key: jax.Array, n_boot: int = 200,
+                                 n_projections: int = 256) -> np.ndarray:
+    """Bootstrap replicates of the sliced 2-Wasserstein distance of several sample sets to one.
+
+    Each replicate resamples the rows of ``y`` and, with one shared index set, the rows of every
+    candidate in ``xs`` (candidates computed from the same starting points stay paired), and draws
+    fresh projection directions, shared by the candidates. Differences between candidates are
+    therefore paired, and their spread includes the sampling noise of both sets and of the
+    projections.
+
+    Args:
+        xs: ``(S, n, d)``, ``S`` candidate sample sets.
+        y: ``(n, d)``, the target sample.
+        key: PRNG key of the resampling and the directions.
+        n_boot: number of replicates; n_projections: directions per replicate.
+
+    Returns:
+        ``(n_boot, S)`` sliced W₂ distances (a NumPy array).
+    """
+    xs = as_finite_array("xs", xs)
+    y = as_finite_array("y", y)
+    if y.ndim != 2 or xs.ndim != 3 or xs.shape[1:] != y.shape:
+        raise ValueError(f"xs must have shape (S, n, d) and y shape (n, d), got {xs.shape} and {y.shape}")
+    n_boot = positive_int("n_boot", n_boot)
+    n_projections = positive_int("n_projections", n_projections)
+    n, d = y.shape
+    # a NumPy generator seeded by the key's bits: deterministic, and cheap for many small draws
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+    idx_x = rng.integers(0, n, (n_boot, n))
+    idx_y = rng.integers(0, n, (n_boot, n))
+    dirs = rng.standard_normal((n_boot, d, n_projections))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    out = np.empty((n_boot, xs.shape[0]))
+    for b in range(n_boot):  # NumPy's sort is several times faster than XLA's on CPU
+        py = np.sort(y[idx_y[b]] @ dirs[b], axis=0)
+        px = np.sort(xs[:, idx_x[b]] @ dirs[b], axis=1)
+        out[b] = np.sqrt(np.mean((px - py[None]) ** 2, axis=(1, 2)))
+    return out
+
+
 # --------------------------------------------------------------------------- AMED distillation
 
 
 class AmedParams(NamedTuple):
-    """Learned per-step AMED parameters: ``r = sigmoid(theta)`` ``(N,)``, ``scale = 1 + gamma`` ``(N,)``."""
+    """Learned per-step AMED parameters, each field ``(N,)`` (a JAX pytree of its three arrays and a flag).
+
+    ``r = sigmoid(theta)``. Unbounded (``paper_bounds=False``, the default): ``scale = 1 + gamma`` and
+    ``time_scale = 1``. With ``paper_bounds=True``, the bounds of the AMED paper's code:
+    ``scale = 0.99 + 0.02 sigmoid(gamma)`` in ``(0.99, 1.01)`` and
+    ``time_scale = 0.8 + 0.4 sigmoid(eta)`` in ``(0.8, 1.2)``.
+    """
 
     theta: jax.Array
     gamma: jax.Array
+    eta: jax.Array | None = None
+    paper_bounds: bool = False
 
     @property
     def r(self) -> jax.Array:
@@ -626,69 +685,87 @@ class AmedParams(NamedTuple):
 
     @property
     def scale(self) -> jax.Array:
-        return 1.0 + self.gamma
+        return _amed_maps(self.theta, self.gamma, self.eta, self.paper_bounds)[1]
+
+    @property
+    def time_scale(self) -> jax.Array:
+        return _amed_maps(self.theta, self.gamma, self.eta, self.paper_bounds)[2]
 
 
-def _amed_loss(params: AmedParams, mix, ref, grid, n_steps, afs):
+def _amed_maps(theta, gamma, eta, paper_bounds):
+    """``(r, c, tau)`` from the raw parameters (see :class:`AmedParams`); ``paper_bounds`` may be traced."""
+    r = jax.nn.sigmoid(theta)
+    eta = jnp.zeros_like(theta) if eta is None else eta
+    c = jnp.where(paper_bounds, 0.99 + 0.02 * jax.nn.sigmoid(gamma), 1.0 + gamma)
+    tau = jnp.where(paper_bounds, 0.8 + 0.4 * jax.nn.sigmoid(eta), jnp.ones_like(theta))
+    return r, c, tau
+
+
+def _amed_loss(raw, mix, ref, grid, n_steps, afs, paper_bounds):
     """Sum over steps of the mean squared error of one student step taken from the student's own
     (gradient-stopped) previous state, against the reference state at the next grid time.
     Steps ``n >= n_steps`` (padding) leave the state alone and add nothing."""
-    r, c = params.r, params.scale
+    r, c, tau = _amed_maps(*raw, paper_bounds)
 
     def body(x, inp):
-        n, t_c, t_n, rr, cc, target = inp
-        x_next, _ = _one_step_switch(mix, lax.stop_gradient(x), t_c, t_n, rr, cc, SOLVERS.index("amed"),
+        n, t_c, t_n, rr, cc, tt, target = inp
+        x_next, _ = _one_step_switch(mix, lax.stop_gradient(x), t_c, t_n, rr, cc, tt, SOLVERS.index("amed"),
                                      jnp.logical_and(afs, n == 0))
         live = n < n_steps
         err = jnp.mean(jnp.sum((x_next - target) ** 2, axis=-1))
         return jnp.where(live, x_next, x), jnp.where(live, err, 0.0)
 
     steps = jnp.arange(r.shape[0])
-    _, errs = lax.scan(body, ref[0], (steps, grid[:-1], grid[1:], r, c, ref[1:]))
+    _, errs = lax.scan(body, ref[0], (steps, grid[:-1], grid[1:], r, c, tau, ref[1:]))
     return jnp.sum(errs)
 
 
 @partial(jax.jit, static_argnames="iters")
-def _train(mix, ref, grid, n_steps, afs, learn_scale, iters: int, lr, theta0):
+def _train(mix, ref, grid, n_steps, afs, learn_scale, iters: int, lr, theta0, paper_bounds):
     import optax
 
     N = grid.shape[0] - 1
-    params = AmedParams(jnp.full(N, theta0, ref.dtype), jnp.zeros(N, ref.dtype))
+    raw = (jnp.full(N, theta0, ref.dtype), jnp.zeros(N, ref.dtype), jnp.zeros(N, ref.dtype))
     opt = optax.adam(lr)
-    state = opt.init(params)
+    state = opt.init(raw)
     grad_fn = jax.value_and_grad(_amed_loss)
 
     def body(carry, _):
         p, s = carry
-        loss, g = grad_fn(p, mix, ref, grid, n_steps, afs)
-        g = AmedParams(g.theta, jnp.where(learn_scale, g.gamma, 0.0))
+        loss, g = grad_fn(p, mix, ref, grid, n_steps, afs, paper_bounds)
+        g = (g[0], jnp.where(learn_scale, g[1], 0.0), jnp.where(learn_scale, g[2], 0.0))
         upd, s = opt.update(g, s, p)
         return (optax.apply_updates(p, upd), s), loss
 
-    (params, _), losses = lax.scan(body, (params, state), None, length=iters)
-    return params, losses
+    (raw, _), losses = lax.scan(body, (raw, state), None, length=iters)
+    return raw, losses
 
 
 def train_amed(mix: Mixture, ref_path, grid, *, afs: bool = False, learn_scale: bool = False, iters: int = 200,
-               lr: float = 0.05, pad_steps: int | None = None, r_init: float = 0.5) -> tuple[AmedParams, jax.Array]:
+               lr: float = 0.05, pad_steps: int | None = None, r_init: float = 0.5,
+               paper_bounds: bool = False) -> tuple[AmedParams, jax.Array]:
     """Distil the per-step AMED parameters from reference trajectories (Adam, full batch, jitted).
 
-    Starts at ``r = r_init`` for every step (default 1/2, the geometric mean: DPM-Solver-2) and
-    ``scale = 1`` (unbounded; the paper's code confines it to ``1 ± 0.01``). Each student step starts from
-    the student's own previous state (gradient stopped) and is compared, in squared Euclidean norm
-    averaged over samples, with the reference state at its end time (the paper's code restarts single-step
-    solvers from the teacher's state instead). The loss is not convex in ``r``: try several ``r_init``.
+    Starts at ``r = r_init`` for every step (default 1/2, the geometric mean: DPM-Solver-2),
+    ``scale = 1`` and ``time_scale = 1``. With ``learn_scale`` the step scale is learned too:
+    unbounded by default, or, with ``paper_bounds``, confined as in the AMED paper's code to
+    ``(0.99, 1.01)`` together with a time scale in ``(0.8, 1.2)`` (see :class:`AmedParams`).
+    Each student step starts from the student's own previous state (gradient stopped) and is
+    compared, in squared Euclidean norm averaged over samples, with the reference state at its end
+    time (the paper's code restarts single-step solvers from the teacher's state instead). The loss
+    is not convex in ``r``: try several ``r_init``.
 
     Args:
         mix: the data mixture.
         ref_path: ``(N + 1, B, d)`` reference states at the grid times (``ref_path[0]`` are the ``x_T``).
         grid: ``(N + 1,)`` the student's decreasing time grid.
         afs: whether the student uses the analytical first step.
-        learn_scale: also learn the step scale factor (else it stays 1).
+        learn_scale: also learn the step scale factor (and, with ``paper_bounds``, the time scale).
         iters: Adam iterations; lr: learning rate.
         pad_steps: run the step loop over this many steps (>= N; the extra ones are masked out), so
             that grids of different lengths share one compilation.
         r_init: the starting ``r`` in (0, 1).
+        paper_bounds: bound the scales as the paper's code does.
 
     Returns:
         ``(params, losses)``: :class:`AmedParams` with ``(N,)`` fields, and the loss ``(iters,)`` before each update.
@@ -703,14 +780,18 @@ def train_amed(mix: Mixture, ref_path, grid, *, afs: bool = False, learn_scale: 
     r_init = positive_scalar("r_init", r_init)
     if not r_init < 1:
         raise ValueError(f"r_init must lie in (0, 1), got {r_init}")
+    for name, flag in (("afs", afs), ("learn_scale", learn_scale), ("paper_bounds", paper_bounds)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
     N = g.size - 1
     P = N if pad_steps is None else positive_int("pad_steps", pad_steps, minimum=N)
     g_pad = np.concatenate([g, np.full(P - N, g[-1])])
     ref_pad = np.concatenate([ref, np.repeat(ref[-1:], P - N, axis=0)])
     dt = mix.means.dtype
-    params, losses = _train(mix, jnp.asarray(ref_pad, dt), jnp.asarray(g_pad, dt), N, bool(afs), bool(learn_scale),
-                            iters, lr, float(np.log(r_init / (1 - r_init))))
-    return AmedParams(params.theta[:N], params.gamma[:N]), losses
+    raw, losses = _train(mix, jnp.asarray(ref_pad, dt), jnp.asarray(g_pad, dt), N, bool(afs), bool(learn_scale),
+                         iters, lr, float(np.log(r_init / (1 - r_init))), bool(paper_bounds))
+    eta = raw[2][:N] if paper_bounds else None
+    return AmedParams(raw[0][:N], raw[1][:N], eta, bool(paper_bounds)), losses
 
 
 # --------------------------------------------------------------------------- symbolic local error

@@ -258,7 +258,70 @@ def test_symbolic_local_error_orders():
     (lambda: dm.train_amed(MIX, np.ones((4, 2, D)), dm.edm_grid(3), pad_steps=2), ValueError, "pad_steps"),
     (lambda: dm.train_amed(MIX, np.ones((4, 2, D)), dm.edm_grid(3), r_init=1.0), ValueError, "r_init"),
     (lambda: dm.solve(MIX, np.ones((2, D)), dm.edm_grid(3), "amed", scale=[1.0, -1.0, 1.0]), ValueError, "scale"),
+    (lambda: dm.solve(MIX, np.ones((2, D)), dm.edm_grid(3), "amed", time_scale=[1.0, 0.0, 1.0]), ValueError,
+     "time_scale"),
+    (lambda: dm.solve(MIX, np.ones((2, D)), dm.edm_grid(3), "heun", time_scale=np.ones(3)), ValueError,
+     "time_scale"),
+    (lambda: dm.train_amed(MIX, np.ones((4, 2, D)), dm.edm_grid(3), paper_bounds=1), TypeError, "paper_bounds"),
+    (lambda: dm.sliced_wasserstein_bootstrap(np.ones((3, 2)), np.ones((3, 2)), jax.random.PRNGKey(0)),
+     ValueError, "xs"),
 ])
 def test_bad_input_is_rejected_with_the_argument_named(call, exc, word):
     with pytest.raises(exc, match=word):
         call()
+
+
+# --------------------------------------------------------------------------- AMED time scale, bounds, bootstrap
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), tau=st.floats(0.5, 2.0), c=st.floats(0.5, 1.5))
+def test_amed_time_scale_asks_the_denoiser_at_tau_s(seed, tau, c):
+    # one step written out in NumPy: x + c h (x_s - D(x_s, tau s)) / s with x_s the Euler point at s
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((3, D)) * 2
+    g = np.array([2.0, 0.3])
+    r = rng.uniform(0.05, 0.95)
+    d = np.asarray(dm.velocity(MIX, x, g[0]))
+    s = g[1] ** r * g[0] ** (1 - r)
+    xs = x + (s - g[0]) * d
+    want = x + c * (g[1] - g[0]) * (xs - np.asarray(dm.denoiser(MIX, xs, tau * s))) / s
+    got, nfe = dm.solve(MIX, x, g, "amed", r=[r], scale=[c], time_scale=[tau])
+    assert nfe == 2
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-12)
+
+
+def test_paper_bounds_keep_the_scales_inside_the_papers_ranges():
+    x_T = 80.0 * np.asarray(jax.random.normal(jax.random.PRNGKey(5), (32, D)))
+    g = dm.edm_grid(3)
+    ref = np.asarray(dm.reference_solve(MIX, x_T, g)[0])
+    p, losses = dm.train_amed(MIX, ref, g, afs=True, learn_scale=True, paper_bounds=True, iters=60, lr=0.3)
+    assert p.paper_bounds and p.eta is not None
+    assert np.all((np.asarray(p.scale) > 0.99) & (np.asarray(p.scale) < 1.01))
+    assert np.all((np.asarray(p.time_scale) > 0.8) & (np.asarray(p.time_scale) < 1.2))
+    assert float(losses[-1]) < float(losses[0])
+    q, _ = dm.train_amed(MIX, ref, g, afs=True, learn_scale=False, paper_bounds=True, iters=5)
+    np.testing.assert_allclose(np.asarray(q.scale), 1.0, atol=1e-15)   # not learned: stays at 1
+    np.testing.assert_allclose(np.asarray(q.time_scale), 1.0, atol=1e-15)
+
+
+def test_unbounded_params_keep_the_old_meaning():
+    p = dm.AmedParams(jnp.zeros(2), jnp.array([0.5, -0.2]))
+    np.testing.assert_allclose(np.asarray(p.scale), [1.5, 0.8])
+    np.testing.assert_allclose(np.asarray(p.time_scale), [1.0, 1.0])
+    np.testing.assert_allclose(np.asarray(p.r), [0.5, 0.5])
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), shift=st.floats(-3.0, 3.0))
+def test_bootstrap_sliced_wasserstein_is_paired_and_sees_a_shift(seed, shift):
+    key = jax.random.PRNGKey(seed)
+    y = np.asarray(jax.random.normal(key, (200, 2)))
+    xs = np.stack([y, y + shift])
+    b = np.asarray(dm.sliced_wasserstein_bootstrap(xs, y, jax.random.PRNGKey(seed + 1), n_boot=20,
+                                                    n_projections=500))
+    assert b.shape == (20, 2)
+    # the same rows drawn for x and y only when the index sets agree: the identity copy is never worse
+    assert np.all(b[:, 0] >= 0)
+    # the paired difference is the shift seen through the projections, about |shift| up to resampling
+    assert abs(np.median(b[:, 1] - b[:, 0]) - abs(shift)) < 0.25 + 0.15 * abs(shift)
