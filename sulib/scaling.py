@@ -11,9 +11,14 @@ the model does not hold. This module computes ``U`` exactly and by simulation:
 * :func:`quanta_loss` — the exact expected loss under parameter scaling (the ``n`` most frequent
   quanta are held), data scaling (a quantum is learned once it occurs ``τ`` times among ``D``
   samples) and step scaling (``S`` steps of fresh batches of ``B``: data scaling with ``D = S B``);
-* :func:`simulate_unlearned_mass` — the same by drawing samples (JAX, jitted, vmapped over seeds);
+* :func:`simulate_unlearned_mass` — the same by drawing samples (JAX, jitted, vmapped over seeds),
+  from a truncated list or from the infinite one, whose far tail :func:`simulation_bins` lumps into
+  one never-learned bin with a bounded bias;
 * :func:`sparse_parity_subsets`, :func:`sparse_parity_batch`, :func:`train_sparse_parity` — the
   paper's multitask sparse parity task and a one-hidden-layer MLP trained on it with optax.
+
+``python -m sulib.scaling parity-full OUT.npz`` runs :data:`PARITY_FULL_CONFIG` and stores it (the
+run that ``book/scaling/data/parity_full.npz`` holds).
 
 Shapes: ``n``, ``D``, ``S`` are 1-d arrays of sizes ``(m,)``; a simulation with ``n_seeds`` seeds
 returns ``(n_seeds, m)``. Exact functions return float64 NumPy arrays.
@@ -39,6 +44,7 @@ __all__ = [
     "zipf_tail",
     "tail_power_law",
     "quanta_loss",
+    "simulation_bins",
     "simulate_unlearned_mass",
     "sparse_parity_subsets",
     "sparse_parity_batch",
@@ -165,23 +171,36 @@ def quanta_loss(gamma: float, x, scaling: str = "params", *, n_max: int | None =
     return a + (b - a) * unlearned
 
 
+def _tail_cap(gamma: float, d_max: float, tau: int, rtol: float, k_cap: int) -> int:
+    """Smallest power of two ``K >= 1024`` with ``(D p_K)^τ/τ! ≤ rtol`` at ``D = d_max``.
+
+    Every quantum ``k > K`` occurs ``τ`` times among ``d_max`` samples with probability at most
+    ``(D p_k)^τ/τ! ≤ rtol`` (a union bound over the ``τ``-subsets of samples), so counting all of
+    them as unlearned changes the unlearned mass by at most ``rtol`` times their total mass.
+    """
+    s = gamma + 1.0
+    Z = ssp.zeta(s, 1.0)
+    K = 1024
+    # in logs: τ! overflows float64 from τ = 171 on
+    while tau * np.log(d_max * K**-s / Z) - ssp.gammaln(tau + 1.0) > np.log(rtol):
+        K *= 2
+        if K > k_cap:
+            raise ValueError(f"n_max=None: D = {d_max:g} with tau = {tau} needs more than {k_cap} "
+                             "quanta summed exactly; pass a finite n_max")
+    return K
+
+
 def _unlearned_infinite(gamma: float, D: np.ndarray, tau: int, *, rtol: float = 1e-9,
                         k_cap: int = 2**24) -> np.ndarray:
     """``Σ_k p_k P(Binomial(D, p_k) < τ)`` over the infinite list, shape ``(m,)`` like ``D``.
 
     Quanta ``k ≤ K`` are summed exactly; beyond ``K`` each counts as unlearned, which drops
     ``Σ_{k>K} p_k P(Bin(D, p_k) ≥ τ) ≤ (D p_K)^τ/τ! · Σ_{k>K} p_k``. ``K`` (a power of two) is the
-    first to make that factor ``≤ rtol`` at the largest ``D``.
+    first to make that factor ``≤ rtol`` at the largest ``D`` (:func:`_tail_cap`).
     """
     s = gamma + 1.0
     Z = ssp.zeta(s, 1.0)
-    K, d_max = 1024, float(D.max())
-    # in logs: τ! overflows float64 from τ = 171 on
-    while tau * np.log(d_max * K**-s / Z) - ssp.gammaln(tau + 1.0) > np.log(rtol):
-        K *= 2
-        if K > k_cap:
-            raise ValueError(f"n_max=None: D = {d_max:g} with tau = {tau} needs more than {k_cap} quanta "
-                             "summed exactly; pass a finite n_max")
+    K = _tail_cap(gamma, float(D.max()), tau, rtol, k_cap)
     p = np.arange(1, K + 1, dtype=np.float64) ** -s / Z
     beyond = ssp.zeta(s, K + 1.0) / Z
     return np.array([p @ sst.binom.cdf(tau - 1, d, p) for d in D]) + beyond
@@ -194,14 +213,16 @@ def _unlearned_infinite(gamma: float, D: np.ndarray, tau: int, *, rtol: float = 
 def _mass_path(key, cdf, p, batch: int, n_steps: int, tau: int):
     """One run: ``n_steps`` batches of ``batch`` Zipf samples; unlearned mass after each batch.
 
-    cdf, p: (n_max,). Returns mass (n_steps,) and the final counts (n_max,).
+    cdf: (M,) cumulative frequencies of the M bins; p: (M,) the mass each bin gives up when it is
+    learned (0 for a bin that is never learned). Returns mass (n_steps,), starting from 1, and
+    the final counts (M,).
     """
-    n_max = p.shape[0]
+    n_bins = p.shape[0]
 
     def step(carry, k):
         counts, mass = carry
         u = jax.random.uniform(k, (batch,), dtype=cdf.dtype)
-        idx = jnp.sort(jnp.minimum(jnp.searchsorted(cdf, u, side="right"), n_max - 1))
+        idx = jnp.sort(jnp.minimum(jnp.searchsorted(cdf, u, side="right"), n_bins - 1))
         first = jnp.concatenate([jnp.ones((1,), bool), idx[1:] != idx[:-1]])
         old = counts[idx]
         counts = counts.at[idx].add(1)
@@ -209,7 +230,7 @@ def _mass_path(key, cdf, p, batch: int, n_steps: int, tau: int):
         mass = mass - jnp.sum(jnp.where(crossed, p[idx], 0.0))
         return (counts, mass), mass
 
-    init = (jnp.zeros((n_max,), jnp.int32), jnp.sum(p))
+    init = (jnp.zeros((n_bins,), jnp.int32), jnp.ones((), cdf.dtype))
     (counts, _), masses = jax.lax.scan(step, init, jax.random.split(key, n_steps))
     return masses, counts
 
@@ -217,9 +238,38 @@ def _mass_path(key, cdf, p, batch: int, n_steps: int, tau: int):
 _mass_paths = jax.vmap(_mass_path, in_axes=(0, None, None, None, None, None))
 
 
-def simulate_unlearned_mass(key, gamma: float, n_max: int, *, batch: int, n_steps: int,
-                            tau: int = 1, n_seeds: int = 1, held=None):
-    """Draw Zipf samples (truncated at ``n_max`` quanta) and measure the unlearned mass.
+def simulation_bins(gamma: float, n_max: int | None, *, d_max: float | None = None,
+                    tau: int = 1, held_max: int = 1, rtol: float = 1e-3, k_cap: int = 2**23):
+    """The bins a simulation samples from: ``(probs, learnable)``, both of shape ``(M,)``.
+
+    Finite list: the ``n_max`` Zipf frequencies, all learnable (``M = n_max``). Infinite list
+    (``n_max=None``): quanta ``1 … K`` exactly, plus one last bin holding the whole tail
+    ``Σ_{k>K} p_k = ζ(γ+1, K+1)/ζ(γ+1)``, never learned (``M = K + 1``). ``K`` is the smallest
+    power of two ``≥ max(1024, held_max)`` for which a quantum beyond ``K`` occurs ``τ`` times
+    among ``d_max`` samples with probability ``≤ rtol``: the lumped bin then biases the
+    unlearned mass upwards by at most ``rtol`` times the tail mass. With ``d_max=None`` (a
+    parameter-scaling test set, nothing is learned) only ``K ≥ held_max`` is asked, and the
+    test set is exact for every ``n ≤ held_max``.
+    """
+    gamma = _gamma(gamma)
+    if n_max is not None:
+        p = zipf_probs(gamma, positive_int("n_max", n_max))
+        return p, np.ones(p.shape, bool)
+    K = 1024
+    if d_max is not None:
+        K = _tail_cap(gamma, positive_scalar("d_max", d_max), positive_int("tau", tau),
+                      positive_scalar("rtol", rtol), k_cap)
+    while K < held_max:
+        K *= 2
+    s = gamma + 1.0
+    Z = ssp.zeta(s, 1.0)
+    p = np.append(np.arange(1, K + 1, dtype=np.float64) ** -s / Z, ssp.zeta(s, K + 1.0) / Z)
+    return p, np.arange(K + 1) < K
+
+
+def simulate_unlearned_mass(key, gamma: float, n_max: int | None, *, batch: int, n_steps: int,
+                            tau: int = 1, n_seeds: int = 1, held=None, rtol: float = 1e-3):
+    """Draw Zipf samples and measure the unlearned mass.
 
     Each seed draws ``n_steps`` batches of ``batch`` samples by inverse-CDF sampling. A quantum
     is learned once it has occurred ``tau`` times; the unlearned mass after step ``s`` (``D = s ·
@@ -228,29 +278,38 @@ def simulate_unlearned_mass(key, gamma: float, n_max: int, *, batch: int, n_step
     measured mass for ``n`` held quanta is the fraction of samples whose quantum is ``> n``.
 
     Args:
-        key: a JAX PRNG key.  gamma: ``γ > 0``.  n_max: number of quanta.
+        key: a JAX PRNG key.  gamma: ``γ > 0``.
+        n_max: number of quanta (the list truncated and renormalised), or None for the
+            infinite list, sampled through :func:`simulation_bins` (its tail beyond a cap ``K``
+            lumped into one never-learned bin; bias at most ``rtol`` times the tail mass).
         batch, n_steps: samples per step and number of steps (both ``>= 1``).
         tau: occurrences needed to learn a quantum.  n_seeds: independent runs.
         held: shape ``(m,)``, numbers of held quanta ``>= 1`` (parameter scaling), or None.
+        rtol: tolerance of the lumped tail bin (infinite list only).
 
     Returns:
         ``(n_seeds, n_steps)`` unlearned mass after each step, or ``(n_seeds, m)`` when
         ``held`` is given. float64 NumPy arrays (when x64 is on).
     """
-    gamma, n_max = _gamma(gamma), positive_int("n_max", n_max)
+    gamma = _gamma(gamma)
     batch, n_steps = positive_int("batch", batch), positive_int("n_steps", n_steps)
     tau, n_seeds = positive_int("tau", tau), positive_int("n_seeds", n_seeds)
-    p = zipf_probs(gamma, n_max)
+    held_arr = None if held is None else _counts("held", held).astype(np.int64)
+    held_max = 1 if held_arr is None or held_arr.size == 0 else int(held_arr.max())
+    d_max = None if held_arr is not None else float(batch * n_steps)
+    p, learnable = simulation_bins(gamma, n_max, d_max=d_max, tau=tau, held_max=held_max,
+                                   rtol=rtol)
     cdf = np.cumsum(p)
     cdf[-1] = 1.0
     keys = jax.random.split(key, n_seeds)
-    masses, counts = _mass_paths(keys, jnp.asarray(cdf), jnp.asarray(p), batch, n_steps, tau)
-    if held is None:
+    masses, counts = _mass_paths(keys, jnp.asarray(cdf), jnp.asarray(np.where(learnable, p, 0.0)),
+                                 batch, n_steps, tau)
+    if held_arr is None:
         return np.asarray(masses)
-    held = np.minimum(_counts("held", held).astype(np.int64), n_max)
+    held_arr = np.minimum(held_arr, p.size)
     counts = np.asarray(counts, dtype=np.float64)
     seen_at_most = np.cumsum(counts, axis=1) / counts.sum(axis=1, keepdims=True)
-    return 1.0 - seen_at_most[:, held - 1]
+    return 1.0 - seen_at_most[:, held_arr - 1]
 
 
 # ------------------------------------------------------------------------------ sparse parity
@@ -403,3 +462,40 @@ def train_sparse_parity(key, *, n_tasks: int, n_bits: int, k: int, gamma: float,
     n_params = (n_tasks + n_bits + 1) * width + (width + 1) * 2
     steps = eval_every * np.arange(1, n_evals + 1)
     return SparseParityRun(steps, np.asarray(ce, np.float64), np.asarray(acc, np.float64), probs, n_params)
+
+
+# ------------------------------------------------------------------------------ stored runs
+
+#: the larger sparse-parity run whose output the chapter loads from ``book/scaling/data/``.
+PARITY_FULL_CONFIG = dict(n_tasks=24, n_bits=16, k=3, gamma=0.4, width=256, batch=4096,
+                          n_evals=100, eval_every=150, lr=3e-3)
+PARITY_FULL_SEED = 2303
+
+
+def _main(argv=None) -> None:
+    """``python -m sulib.scaling parity-full OUT.npz``: run :data:`PARITY_FULL_CONFIG`, store it.
+
+    The file holds the :class:`SparseParityRun` fields, the configuration (JSON) and the
+    exact command that produced it. x64 is enabled first, as in the chapter.
+    """
+    import argparse
+    import json
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m sulib.scaling")
+    parser.add_argument("what", choices=["parity-full"])
+    parser.add_argument("out", help="path of the .npz file to write")
+    args = parser.parse_args(argv)
+    jax.config.update("jax_enable_x64", True)
+    run = train_sparse_parity(jax.random.PRNGKey(PARITY_FULL_SEED), **PARITY_FULL_CONFIG)
+    command = "JAX_PLATFORMS=cpu python -m sulib.scaling parity-full " + args.out
+    config = dict(PARITY_FULL_CONFIG, seed=PARITY_FULL_SEED)
+    env = (f"python {sys.version.split()[0]}, jax {jax.__version__}, numpy {np.__version__}, "
+           f"backend {jax.default_backend()}")
+    np.savez(args.out, steps=run.steps, task_loss=run.task_loss, task_acc=run.task_acc,
+             probs=run.probs, n_params=np.int64(run.n_params), config=json.dumps(config),
+             command=command, environment=env)
+
+
+if __name__ == "__main__":
+    _main()

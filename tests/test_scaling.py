@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from sulib.scaling import (
     quanta_loss,
     simulate_unlearned_mass,
+    simulation_bins,
     sparse_parity_batch,
     sparse_parity_subsets,
     tail_power_law,
@@ -140,6 +141,70 @@ def test_simulated_mass_bookkeeping_matches_the_counts():
     assert np.all(np.abs(sim[:, -1]) < 1e-12)
 
 
+def test_infinite_list_bins_lump_the_tail_into_one_unlearnable_bin():
+    gamma, d_max, tau, rtol = 0.3, 2.0**20, 5, 1e-3
+    p, learnable = simulation_bins(gamma, None, d_max=d_max, tau=tau, rtol=rtol)
+    K = p.size - 1
+    assert K >= 1024 and K & (K - 1) == 0 and not learnable[-1] and learnable[:-1].all()
+    assert p.sum() == pytest.approx(1.0, abs=1e-12)
+    assert p[-1] == pytest.approx(zipf_tail(gamma, K)[0], rel=1e-12)
+    # the cap is the first power of two whose quanta are learned with probability <= rtol
+    z = float(mp.zeta(gamma + 1))
+    bound = lambda k: (d_max * k ** -(gamma + 1) / z) ** tau / 120.0  # 5! = 120
+    assert bound(K) <= rtol < bound(K // 2)
+    # a parameter-scaling test set only needs K >= the largest n held
+    p_held, _ = simulation_bins(gamma, None, held_max=5000)
+    assert p_held.size - 1 == 8192
+    p_fin, learn_fin = simulation_bins(gamma, 50)
+    np.testing.assert_array_equal(p_fin, zipf_probs(gamma, 50))
+    assert learn_fin.all()
+
+
+@pytest.mark.parametrize("gamma", [0.1, 0.6])
+def test_infinite_list_simulation_matches_the_untruncated_expectation(gamma):
+    """Sampling the infinite list (tail lumped) reproduces Σ_k p_k P(Bin(D, p_k) < τ)."""
+    tau, batch, n_steps, seeds = 3, 512, 32, 32
+    sim = simulate_unlearned_mass(jax.random.PRNGKey(7), gamma, None, batch=batch,
+                                  n_steps=n_steps, tau=tau, n_seeds=seeds)
+    steps = np.array([2, 8, 32])
+    exact = quanta_loss(gamma, steps * batch, "data", tau=tau)
+    truncated = quanta_loss(gamma, steps * batch, "data", tau=tau, n_max=1000)
+    se = sim.std(0)[steps - 1] / np.sqrt(seeds)
+    assert np.all(np.abs(sim.mean(0)[steps - 1] - exact) < 5 * se + 1e-3 * exact)
+    # and it is not the truncated list's expectation (the test can fail)
+    assert np.all(np.abs(sim.mean(0)[steps - 1] - truncated) > 5 * se)
+
+
+def test_infinite_list_test_set_matches_the_hurwitz_tail():
+    held = np.array([1, 10, 100, 3000])
+    sim = simulate_unlearned_mass(jax.random.PRNGKey(8), 0.2, None, batch=4096, n_steps=16,
+                                  n_seeds=8, held=held)
+    exact = zipf_tail(0.2, held)
+    se = np.sqrt(exact * (1 - exact) / (4096 * 16 * 8))
+    assert np.all(np.abs(sim.mean(0) - exact) < 5 * se)
+
+
+def test_parity_full_entry_point_writes_a_self_describing_file(tmp_path, monkeypatch):
+    import json
+
+    import sulib.scaling as scaling
+
+    tiny = dict(n_tasks=3, n_bits=6, k=2, gamma=1.0, width=8, batch=32, n_evals=2,
+                eval_every=5, lr=1e-3)
+    monkeypatch.setattr(scaling, "PARITY_FULL_CONFIG", tiny)
+    x64 = jax.config.jax_enable_x64
+    out = tmp_path / "run.npz"
+    try:
+        scaling._main(["parity-full", str(out)])
+    finally:
+        jax.config.update("jax_enable_x64", x64)
+    data = np.load(out)
+    assert str(data["command"]).endswith("python -m sulib.scaling parity-full " + str(out))
+    assert json.loads(str(data["config"])) == dict(tiny, seed=scaling.PARITY_FULL_SEED)
+    assert data["task_acc"].shape == data["task_loss"].shape == (2, 3)
+    np.testing.assert_array_equal(data["steps"], [5, 10])
+
+
 # ----------------------------------------------------------------------------- sparse parity
 
 
@@ -190,6 +255,9 @@ def test_training_learns_the_most_frequent_subtask_first():
     (lambda: simulate_unlearned_mass(jax.random.PRNGKey(0), 0.5, 10, batch=0, n_steps=2), ValueError, "batch"),
     (lambda: simulate_unlearned_mass(jax.random.PRNGKey(0), 0.5, 10, batch=2, n_steps=2, held=[0]),
      ValueError, "held"),
+    (lambda: simulation_bins(0.5, None, d_max=10.0, rtol=0.0), ValueError, "rtol"),
+    (lambda: simulation_bins(0.5, None, d_max=-1.0), ValueError, "d_max"),
+    (lambda: simulation_bins(0.05, None, d_max=1e9), ValueError, "needs more than"),
     (lambda: sparse_parity_subsets(jax.random.PRNGKey(0), 3, 4, 5), ValueError, "k must be <= n_bits"),
     (lambda: sparse_parity_batch(jax.random.PRNGKey(0), np.array([[0, 9]]), 4, 0.5, 8), ValueError, "subsets"),
     (lambda: train_sparse_parity(jax.random.PRNGKey(0), n_tasks=2, n_bits=4, k=2, gamma=0.5, width=8,
