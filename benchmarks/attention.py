@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-from sulib.attention import attention_scores, softmax_entropy  # noqa: E402
+from sulib.attention import attention_scores, prefix_entropy_terms, softmax_entropy  # noqa: E402
 
 ROUNDS = 31
 
@@ -46,6 +46,16 @@ def main() -> None:
                         ROUNDS, warm_up=False)  # the check above was the warm-up
         print(f"{'softmax_entropy (8 scales)':<30}{n:>7}{r.median('ref'):>10.4f}{r.median('ours'):>10.4f}"
               f"{r.ratio('ref', 'ours').show():>20}")
+    # nested prefixes (the chapter's sweep over n): one compiled call vs NumPy per length
+    scores = attention_scores(jax.random.PRNGKey(1), "gaussian", 65536, 64)
+    host = np.asarray(scores)
+    lengths = tuple(2 ** k for k in range(4, 17))
+    ours = lambda: prefix_entropy_terms(scores, lengths, lams).entropy.block_until_ready()
+    ref = lambda: [numpy_entropy(host[:, :L], lams) for L in lengths]
+    np.testing.assert_allclose(np.asarray(ours()), np.stack(ref(), axis=1), atol=1e-9)
+    r = interleaved({"ref": ref, "ours": ours}, ROUNDS, warm_up=False)
+    print(f"{'prefix_entropy_terms (13 n)':<30}{'2^4…16':>7}{r.median('ref'):>10.4f}"
+          f"{r.median('ours'):>10.4f}{r.ratio('ref', 'ours').show():>20}")
     print(f"  ratio = NumPy time / sulib time per round; median (range) of {ROUNDS} interleaved rounds.")
 
 

@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sulib.attention import attention_scores, entropy_terms, matching_scale, softmax_entropy
+from sulib.attention import (attention_scores, entropy_terms, matching_scale, matching_scales,
+                             prefix_entropy_terms, softmax_entropy)
 
 finite = st.floats(-30, 30, allow_nan=False, allow_infinity=False)
 score_rows = st.integers(1, 40).flatmap(lambda n: arrays(np.float64, (3, n), elements=finite))
@@ -65,6 +66,39 @@ def test_score_models():
     assert 0.3 * 64 < gap.mean() < 0.7 * 64  # key 0 stands about rho * d above the rest
 
 
+@settings(max_examples=30, deadline=None)
+@given(score_rows, st.data())
+def test_prefix_terms_equal_the_terms_of_each_slice(scores, data):
+    n = scores.shape[-1]
+    lengths = data.draw(st.lists(st.integers(1, n), min_size=1, max_size=4))
+    lams = data.draw(arrays(np.float64, (2, len(lengths)), elements=st.floats(0, 5)))
+    t = prefix_entropy_terms(scores, lengths, lams)
+    assert t.entropy.shape == (2, len(lengths), 3)
+    for m, L in enumerate(lengths):
+        ref = entropy_terms(scores[:, :L], lams[:, m])
+        for got, want in zip(t, ref):
+            np.testing.assert_allclose(got[:, m], want, atol=1e-12)
+    same = prefix_entropy_terms(scores, lengths, lams[:, 0])  # (k,) scales: same at every length
+    for m, L in enumerate(lengths):
+        np.testing.assert_allclose(same.entropy[:, m], softmax_entropy(scores[:, :L], lams[:, 0]),
+                                   atol=1e-12)
+
+
+def test_matching_scales_agree_with_matching_scale_per_length():
+    s = attention_scores(jax.random.PRNGKey(2), "margin", 1024, 16, queries=8)
+    lengths = (16, 256, 1024, 1024)
+    targets = np.array([0.7, 0.7, 0.7, 0.5])
+    lam = matching_scales(s, lengths, targets, normalized=True)
+    for L, r, got in zip(lengths, targets, lam):
+        assert abs(got / matching_scale(s[:, :L], r, normalized=True) - 1) < 1e-8
+        assert abs(float(softmax_entropy(s[:, :L], got).mean()) / np.log(L) - r) < 1e-6
+    lam_abs = matching_scales(s, (256, 1024), 2.0)
+    for L, got in zip((256, 1024), lam_abs):
+        assert abs(float(softmax_entropy(s[:, :L], got).mean()) - 2.0) < 1e-6
+    with pytest.raises(ValueError, match="targets"):
+        matching_scales(s, (16, 1024), np.log(16) + 0.5)  # out of reach at n = 16
+
+
 @pytest.mark.parametrize(
     "call, error, name",
     [
@@ -79,6 +113,14 @@ def test_score_models():
         (lambda: attention_scores(jax.random.PRNGKey(0), "gaussian", 8, 2.5), TypeError, "d"),
         (lambda: attention_scores(jax.random.PRNGKey(0), "margin", 8, 4, rho=1.5), ValueError, "rho"),
         (lambda: matching_scale(np.ones((2, 4)), float("nan")), ValueError, "target"),
+        (lambda: prefix_entropy_terms(np.ones((2, 4)), (5,), 1.0), ValueError, "lengths"),
+        (lambda: prefix_entropy_terms(np.ones((2, 4)), (), 1.0), ValueError, "lengths"),
+        (lambda: prefix_entropy_terms(np.ones((2, 4)), (2.5,), 1.0), TypeError, "lengths"),
+        (lambda: prefix_entropy_terms(np.ones((2, 4)), (2, 3), np.ones((1, 3))), ValueError,
+         "scales"),
+        (lambda: matching_scales(np.ones((2, 4)), (2, 3), np.ones(3)), ValueError, "targets"),
+        (lambda: matching_scales(np.ones((2, 4)), (1, 3), 0.5, normalized=True), ValueError,
+         "lengths"),
     ],
 )
 def test_bad_input_names_the_argument(call, error, name):
