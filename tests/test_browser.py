@@ -118,20 +118,24 @@ def test_page_renders_offline(server, browser, path):
     assert problems == []
 
 
-# Sphinx typesets quotes in the ledger (smartquotes); a chapter's HTML output keeps them straight.
-STRAIGHT_QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"'})
+# Sphinx typesets the ledger and the summary box (smartquotes: quotes, "..." and "--"); a chapter's HTML
+# output keeps the text as typed. Both sides are compared in the plain form.
+def plain(text: str) -> str:
+    for fancy, typed in (("‘", "'"), ("’", "'"), ("“", '"'), ("”", '"'), ("…", "..."), ("—", "---"), ("–", "--")):
+        text = text.replace(fancy, typed)
+    return " ".join(text.split())
 
 
 def rows_of(page, selector):
-    """Cell texts of every body row of the tables matched by ``selector`` (quotes straightened)."""
+    """Cell texts of every body row of the tables matched by ``selector``, in the plain form."""
     rows = page.evaluate("""(sel) => Array.from(document.querySelectorAll(sel + ' tbody tr'))
         .map(tr => Array.from(tr.querySelectorAll('td')).map(td => td.innerText))""", selector)
-    return [[" ".join(cell.translate(STRAIGHT_QUOTES).split()) for cell in row] for row in rows]
+    return [[plain(cell) for cell in row] for row in rows]
 
 
 def verdict_rows(nb: Path) -> list[list[str]]:
     """The rows a chapter's verdict table shows, from the verdict recorded in the notebook."""
-    return [[" ".join(str(c[key]).split()) for key in ("id", "claim", "check", "measured", "status")]
+    return [[plain(str(c[key])) for key in ("id", "claim", "check", "measured", "status")]
             for c in kexue_book.read_verdict(nb)["claims"]]
 
 
