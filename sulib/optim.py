@@ -47,6 +47,8 @@ __all__ = [
     "squared_loss",
     "logistic_loss",
     "linear_loss",
+    "AdversaryRun",
+    "adversary_game",
 ]
 
 Loss = Callable[[tuple, jax.Array], jax.Array]
@@ -290,6 +292,81 @@ def general_regret_bound(etas, D, G, ts=None) -> np.ndarray:
     first = np.cumsum(growth)[ts - 1]
     cum = np.cumsum(etas)[ts - 1]
     return D ** 2 * first / (2 * ts) + G ** 2 * cum / (2 * ts)
+
+
+# --------------------------------------------------------------------------- adaptive adversary
+
+
+class AdversaryRun(NamedTuple):
+    """What :func:`adversary_game` records; ``(..., T)`` arrays, ``...`` = ``(K,)`` for ``K`` switches."""
+
+    thetas: jax.Array  #: (..., T) θ_t, the point the learner holds at step t
+    grads: jax.Array  #: (..., T) g_t ∈ {−1, +1}, the slope the adversary plays
+    regret: jax.Array  #: (..., T) average regret of every prefix vs the best fixed point of [−R, R]
+
+
+@jax.jit
+def _adversary(etas, theta1, switch, radius):
+    def step(state, inputs):
+        theta, pushed = state
+        t, eta = inputs
+        sign = jnp.where(theta >= 0, 1.0, -1.0)
+        pushing = (~pushed) & (theta < radius)
+        at_edge = jnp.where(theta >= radius * (1 - 1e-12), 1.0, -1.0)
+        late = jnp.where(pushing, -1.0, at_edge)
+        g = jnp.where(t < switch, sign, late)
+        pushed = pushed | ((t >= switch) & ~pushing)
+        new = jnp.clip(theta - eta * g, -radius, radius)
+        return (new, pushed), (theta, g)
+
+    steps = jnp.arange(etas.shape[0])
+    _, (thetas, grads) = lax.scan(step, (theta1, jnp.zeros((), bool)), (steps, etas))
+    # best fixed point in hindsight: −R sign(Σ g), paying −R |Σ g|
+    prefix = jnp.cumsum(grads * thetas) + radius * jnp.abs(jnp.cumsum(grads))
+    return AdversaryRun(thetas, grads, prefix / (steps + 1))
+
+
+def adversary_game(etas, theta1=0.0, *, switch=None, radius=1.0) -> AdversaryRun:
+    """Projected SGD on ``[−R, R]`` against an adaptive adversary playing ``L_t(θ) = g_t θ``.
+
+    For ``t < switch`` (steps counted from 0) the adversary plays ``g_t = sign(θ_t)`` (``+1`` at 0),
+    so the learner pays ``R``-independent ``|θ_t|`` per step. From ``switch`` on it plays ``−1``
+    ("push") until θ reaches ``+R``, then ``+1`` whenever ``θ_t = R`` and ``−1`` otherwise, which
+    keeps θ at the edge and ``Σ g`` near its value at the end of the push. ``switch=None`` (or any
+    ``switch >= T``) is the pure sign adversary; ``switch=0`` is the two-phase adversary.
+    The learner steps ``θ_{t+1} = clip(θ_t − η_t g_t, −R, R)``; ``D = 2R``, ``G = 1``.
+
+    Args:
+        etas: ``(T,)`` positive learning rates η_1 … η_T.
+        theta1: first iterate θ_1 in ``[−R, R]``.
+        switch: ``None``, an integer ``>= 0``, or ``(K,)`` integers (one game per entry, vmapped).
+        radius: ``R > 0``.
+
+    Returns:
+        :class:`AdversaryRun` with ``(T,)`` records, or ``(K, T)`` for an array of switches.
+
+    Raises:
+        TypeError / ValueError naming the argument: bad shapes, non-positive learning rates or
+        radius, θ_1 outside ``[−R, R]``, negative or non-integer switches.
+    """
+    etas = _etas(etas)
+    r = positive_scalar("radius", radius)
+    th = as_finite_array("theta1", theta1)
+    if th.ndim != 0:
+        raise ValueError(f"theta1 must be a scalar, got shape {th.shape}")
+    if abs(float(th)) > r * (1 + 1e-12):
+        raise ValueError(f"theta1 must lie in [-{r}, {r}], got {float(th)}")
+    T = etas.shape[0]
+    sw = np.asarray(T if switch is None else switch)
+    if not np.issubdtype(sw.dtype, np.integer) or sw.ndim > 1:
+        raise TypeError("switch must be None, an integer or a 1-D array of integers")
+    if np.any(sw < 0):
+        raise ValueError(f"switch must be >= 0, got {sw.min()}")
+    args = (jnp.asarray(etas, float), jnp.asarray(float(th)))
+    rr = jnp.asarray(r, float)
+    if sw.ndim == 0:
+        return _adversary(*args, jnp.asarray(sw), rr)
+    return jax.vmap(_adversary, in_axes=(None, None, 0, None))(*args, jnp.asarray(sw), rr)
 
 
 # --------------------------------------------------------------------------- comparator in hindsight

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sulib.optim import (SGDRun, average_regret, ball_argmin, general_regret_bound, linear_loss, logistic_loss,
+from sulib.optim import (SGDRun, adversary_game, average_regret, ball_argmin, general_regret_bound, linear_loss, logistic_loss,
                          project_ball, projected_sgd, regret_bound, squared_loss)
 
 jax.config.update("jax_enable_x64", True)
@@ -157,6 +157,54 @@ def test_alternating_steps_break_the_post_bound_but_not_the_general_one():
     assert regret <= T * general_regret_bound(etas, 2 * R, 1.0)[-1]          # 2177
 
 
+def numpy_adversary(etas, theta1, switch, R):
+    """Plain loop: sign adversary for t < switch, then push to +R and hold there (the chapter's games)."""
+    theta, pushed, thetas, gs = theta1, False, [], []
+    for t, eta in enumerate(etas):
+        if t < switch:
+            g = 1.0 if theta >= 0 else -1.0
+        elif not pushed and theta < R:
+            g = -1.0
+        else:
+            pushed = True
+            g = 1.0 if theta >= R * (1 - 1e-12) else -1.0
+        thetas.append(theta)
+        gs.append(g)
+        theta = float(np.clip(theta - eta * g, -R, R))
+    thetas, gs = np.array(thetas), np.array(gs)
+    steps = np.arange(1, len(etas) + 1)
+    return thetas, gs, (np.cumsum(gs * thetas) + R * np.abs(np.cumsum(gs))) / steps
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0.01, 3.0), min_size=1, max_size=60), st.floats(-1.0, 1.0),
+       st.integers(0, 70), st.floats(0.2, 3.0))
+def test_adversary_game_matches_a_numpy_loop_and_obeys_the_bound(etas, frac, switch, R):
+    etas = np.sort(np.asarray(etas))[::-1]                                   # non-increasing
+    run = adversary_game(etas, frac * R, switch=switch, radius=R)
+    thetas, gs, regret = numpy_adversary(etas, frac * R, switch, R)
+    np.testing.assert_allclose(run.thetas, thetas, atol=1e-12)
+    np.testing.assert_array_equal(run.grads, gs)
+    np.testing.assert_allclose(run.regret, regret, atol=1e-12 * (1 + R))
+    # linear losses, |g| = 1, D = 2R: the post's bound holds at every prefix
+    assert np.all(np.asarray(run.regret) <= regret_bound(etas, 2 * R, 1.0) + 1e-12)
+    # the same game through projected_sgd (linear_loss is -a.theta, so a = -g)
+    comp = np.array([-R if gs.sum() > 0 else R])
+    sgd = projected_sgd(linear_loss, np.array([frac * R]), (-gs[:, None],), etas, radius=R, comparator=comp)
+    np.testing.assert_allclose(sgd.norms, np.abs(thetas), atol=1e-12)
+    np.testing.assert_allclose(float(average_regret(sgd)[-1]), regret[-1], atol=1e-12 * (1 + R))
+
+
+def test_two_phase_adversary_attains_the_constant_step_bound():
+    """From theta_1 = -R with eta = D/(G sqrt T), the push-then-hold game pays exactly DG/sqrt(T)."""
+    for T in (16, 64, 256, 1024):                       # steps 2/sqrt(T) exact in binary
+        regret = float(adversary_game(np.full(T, 2 / np.sqrt(T)), -1.0, switch=0).regret[-1])
+        np.testing.assert_allclose(regret, 2 / np.sqrt(T), rtol=1e-12)
+    runs = adversary_game(np.full(100, 0.2), 0.0, switch=np.array([0, 50, 100]))
+    assert runs.regret.shape == (3, 100)
+    np.testing.assert_allclose(runs.regret[2], adversary_game(np.full(100, 0.2), 0.0).regret)
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 10 ** 6), st.integers(1, 200), st.floats(0.2, 3.0))
 def test_general_bound_holds_for_random_schedules(seed, T, R):
@@ -226,6 +274,12 @@ def test_ball_argmin_finds_the_constrained_minimum(center, radius):
     (lambda: general_regret_bound(np.ones(3), 1.0, 1.0, ts=np.array([1.5])), TypeError, "ts"),
     (lambda: average_regret("run"), TypeError, "run"),
     (lambda: ball_argmin(_quadratic, np.zeros(2), 1.0, -1.0), ValueError, "smoothness"),
+    (lambda: adversary_game(np.ones(3), 2.0), ValueError, "theta1"),
+    (lambda: adversary_game(np.ones(3), [0.0, 0.0]), ValueError, "theta1"),
+    (lambda: adversary_game(np.ones(3), 0.0, radius=0.0), ValueError, "radius"),
+    (lambda: adversary_game(np.ones(3), 0.0, switch=1.5), TypeError, "switch"),
+    (lambda: adversary_game(np.ones(3), 0.0, switch=-1), ValueError, "switch"),
+    (lambda: adversary_game(np.zeros(3), 0.0), ValueError, "etas"),
     (lambda: ball_argmin(_quadratic, np.zeros(2), 1.0, 1.0, steps=0), ValueError, "steps"),
 ])
 def test_bad_input_raises_naming_the_argument(call, exc, name):
