@@ -21,6 +21,7 @@ __all__ = [
     "SCORE_MODELS",
     "EntropyTerms",
     "attention_scores",
+    "attention_scores_by_dim",
     "entropy_terms",
     "prefix_entropy_terms",
     "softmax_entropy",
@@ -186,6 +187,59 @@ def attention_scores(key: jax.Array, model: str, n: int, d: int, *, queries: int
     if not 0.0 <= rho <= 1.0:
         raise ValueError(f"rho must lie in [0, 1], got {rho}")
     return _scores(key, model, n, d, queries, rho)
+
+
+@partial(jax.jit, static_argnames=("model", "n", "dims", "queries"))
+def _scores_by_dim(key, model: str, n: int, dims: tuple[int, ...], queries: int, rho):
+    kq, kk, kr = jax.random.split(key, 3)
+    top = max(dims)
+    q_all = jax.random.normal(kq, (queries, top))
+    k_all = jax.random.normal(kk, (n, top))
+    z_all = jax.random.normal(kr, (queries, top))
+    out = []
+    for d in dims:  # the first d coordinates of one draw: nested in d
+        q, k = q_all[:, :d], k_all[:, :d]
+        if model == "sphere":
+            q = q * jnp.sqrt(d) / jnp.linalg.norm(q, axis=-1, keepdims=True)
+            k = k * jnp.sqrt(d) / jnp.linalg.norm(k, axis=-1, keepdims=True)
+        scores = q @ k.T
+        if model == "margin":
+            relevant = rho * q + jnp.sqrt(1.0 - rho**2) * z_all[:, :d]
+            scores = scores.at[:, 0].set(jnp.sum(q * relevant, axis=-1))
+        out.append(scores)
+    return jnp.stack(out)
+
+
+def attention_scores_by_dim(key: jax.Array, model: str, n: int, dims, *, queries: int = 32,
+                            rho: float = 0.5) -> jax.Array:
+    """:func:`attention_scores` for several head dimensions from one draw, in one compile.
+
+    Queries, keys (and the margin model's noise) are drawn once at ``max(dims)`` coordinates;
+    dimension ``d`` uses the first ``d`` of them (renormalised for ``"sphere"``), so the
+    samples are nested in ``d``. For ``dims == (d,)`` the result equals
+    ``attention_scores(key, model, n, d, ...)[None]``.
+
+    Args:
+        dims: ``m`` distinct positive ints.
+
+    Returns:
+        ``(m, queries, n)`` array; entry ``j`` holds the scores at dimension ``dims[j]``.
+    """
+    one_of("model", model, SCORE_MODELS)
+    n = positive_int("n", n)
+    queries = positive_int("queries", queries)
+    try:
+        dims = tuple(positive_int("dims", d) for d in dims)
+    except TypeError as exc:
+        raise TypeError(f"dims must be a sequence of ints, got {type(dims).__name__}") from exc
+    if not dims:
+        raise ValueError("dims must not be empty")
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"dims must be distinct, got {dims}")
+    rho = float(as_finite_array("rho", rho))
+    if not 0.0 <= rho <= 1.0:
+        raise ValueError(f"rho must lie in [0, 1], got {rho}")
+    return _scores_by_dim(key, model, n, dims, queries, rho)
 
 
 @partial(jax.jit, static_argnames=("iterations",))

@@ -5,8 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sulib.attention import (attention_scores, entropy_terms, matching_scale, matching_scales,
-                             prefix_entropy_terms, softmax_entropy)
+from sulib.attention import (attention_scores, attention_scores_by_dim, entropy_terms,
+                             matching_scale, matching_scales, prefix_entropy_terms,
+                             softmax_entropy)
 
 finite = st.floats(-30, 30, allow_nan=False, allow_infinity=False)
 score_rows = st.integers(1, 40).flatmap(lambda n: arrays(np.float64, (3, n), elements=finite))
@@ -126,3 +127,40 @@ def test_matching_scales_agree_with_matching_scale_per_length():
 def test_bad_input_names_the_argument(call, error, name):
     with pytest.raises(error, match=name):
         call()
+
+
+@pytest.mark.parametrize("model", ["gaussian", "sphere", "margin"])
+def test_scores_by_dim_with_one_dim_is_attention_scores(model):
+    key = jax.random.PRNGKey(3)
+    a = np.asarray(attention_scores_by_dim(key, model, 50, (12,), queries=4))
+    b = np.asarray(attention_scores(key, model, 50, 12, queries=4))
+    assert a.shape == (1, 4, 50)
+    np.testing.assert_array_equal(a[0], b)
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.lists(st.integers(1, 24), min_size=1, max_size=4, unique=True), st.integers(0, 2**31 - 1))
+def test_scores_by_dim_margin_is_gaussian_plus_one_relevant_key(dims, seed):
+    key = jax.random.PRNGKey(seed)
+    g = np.asarray(attention_scores_by_dim(key, "gaussian", 9, dims, queries=3))
+    m = np.asarray(attention_scores_by_dim(key, "margin", 9, dims, queries=3))
+    assert g.shape == m.shape == (len(dims), 3, 9)
+    np.testing.assert_array_equal(g[..., 1:], m[..., 1:])
+    # nested in d: dimension d is the first d coordinates of the largest draw
+    top = max(dims)
+    full = np.asarray(attention_scores_by_dim(key, "gaussian", 9, (top,), queries=3))[0]
+    np.testing.assert_allclose(g[dims.index(top)], full, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, name",
+    [(dict(dims=()), ValueError, "dims"), (dict(dims=(4, 4)), ValueError, "dims"),
+     (dict(dims=(4, 0)), ValueError, "dims"), (dict(dims=(4.5,)), TypeError, "dims"),
+     (dict(dims=5), TypeError, "dims"), (dict(dims=(4,), model="cube"), ValueError, "model"),
+     (dict(dims=(4,), rho=2.0), ValueError, "rho")],
+)
+def test_scores_by_dim_checks_its_inputs(kwargs, exc, name):
+    args = dict(model="gaussian", n=5) | kwargs
+    with pytest.raises(exc, match=name):
+        attention_scores_by_dim(jax.random.PRNGKey(0), args.pop("model"), args.pop("n"),
+                                args.pop("dims"), **args)
