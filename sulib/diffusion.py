@@ -662,6 +662,64 @@ def sliced_wasserstein_bootstrap(xs, y, key: jax.Array, n_boot: int = 200,
     return out
 
 
+def min_residual_norm(r, f, *, shared: bool = False, sub: int = 64):
+    """Minimum over ``r`` of the norm of a smooth vector residual sampled on a uniform grid.
+
+    The vector ``f(r)`` (not its norm, which has a kink at a zero) is interpolated by the cubic
+    through four neighbouring grid values on each of the two grid intervals beside the grid
+    minimum, and ``|f|`` is minimised over ``sub`` points per interval. A cubic reproduces a vector
+    quadratic exactly, so a path whose residual is quadratic in ``r`` is minimised without error
+    (up to the sub-grid).
+
+    Args:
+        r: ``(n,)`` uniform, increasing grid, ``n >= 4``.
+        f: ``(n, B, d)`` residual vectors at ``r`` for ``B`` trajectories.
+        shared: minimise the root mean square over the ``B`` trajectories of ``|f|`` (one ``r``
+            for all) instead of each trajectory's own ``|f|``.
+        sub: sub-grid points per interval.
+
+    Returns:
+        ``(value, r_min)``: each ``(B,)``, or scalars when ``shared``.
+    """
+    r = as_finite_array("r", r)
+    f = as_finite_array("f", f)
+    if r.ndim != 1 or r.size < 4 or np.any(np.diff(r) <= 0):
+        raise ValueError(f"r must be an increasing 1-D grid of at least 4 points, got shape {r.shape}")
+    if f.ndim != 3 or f.shape[0] != r.size:
+        raise ValueError(f"f must have shape ({r.size}, B, d), got {f.shape}")
+    sub = positive_int("sub", sub, minimum=2)
+    n, h = r.size, r[1] - r[0]
+    cost = lambda g: (np.sqrt(np.mean(np.sum(g**2, -1), -1, keepdims=True))  # noqa: E731
+                      if shared else np.linalg.norm(g, axis=-1))
+    grid_cost = cost(f)                                   # (n, B) or (n, 1)
+    j = np.argmin(grid_cost, axis=0)                      # (B,) or (1,)
+    u = np.linspace(0.0, 1.0, sub)
+    best_v, best_r = grid_cost.min(axis=0), r[j]
+    for left in (j - 1, j):                               # the intervals [r_left, r_left + h]
+        ok = (left >= 0) & (left <= n - 2)
+        lo = np.clip(left - 1, 0, n - 4)                  # first of the four stencil points
+        z = (np.clip(left, 0, n - 2) - lo)[None] + u[:, None]      # position in stencil units
+        w = [np.prod([(z - m) / (k - m) for m in range(4) if m != k], axis=0)
+             for k in range(4)]                           # Lagrange weights, (sub, cols)
+        cols = np.arange(lo.size)
+        if shared:
+            pts = np.stack([f[lo[0] + k] for k in range(4)])          # (4, B, d)
+            g = sum(w[k][:, 0, None, None] * pts[k][None] for k in range(4))
+            c = cost(g)[:, 0][:, None]                                  # (sub, 1)
+        else:
+            pts = np.stack([f[lo + k, cols] for k in range(4)])        # (4, B, d)
+            g = sum(w[k][..., None] * pts[k][None] for k in range(4))  # (sub, B, d)
+            c = cost(g)
+        i = np.argmin(c, axis=0)
+        v = c[i, np.arange(c.shape[1])]
+        better = ok & (v < best_v)
+        best_v = np.where(better, v, best_v)
+        best_r = np.where(better, r[np.clip(left, 0, n - 2)] + h * u[i], best_r)
+    if shared:
+        return float(best_v[0]), float(best_r[0])
+    return best_v, best_r
+
+
 # --------------------------------------------------------------------------- AMED distillation
 
 
@@ -721,7 +779,7 @@ def _amed_loss(raw, mix, ref, grid, n_steps, afs, paper_bounds):
 
 
 @partial(jax.jit, static_argnames="iters")
-def _train(mix, ref, grid, n_steps, afs, learn_scale, iters: int, lr, theta0, paper_bounds):
+def _train(mix, ref, grid, n_steps, afs, learn_scale, iters: int, lr, theta0, paper_bounds, learn_time):
     import optax
 
     N = grid.shape[0] - 1
@@ -733,7 +791,7 @@ def _train(mix, ref, grid, n_steps, afs, learn_scale, iters: int, lr, theta0, pa
     def body(carry, _):
         p, s = carry
         loss, g = grad_fn(p, mix, ref, grid, n_steps, afs, paper_bounds)
-        g = (g[0], jnp.where(learn_scale, g[1], 0.0), jnp.where(learn_scale, g[2], 0.0))
+        g = (g[0], jnp.where(learn_scale, g[1], 0.0), jnp.where(learn_time, g[2], 0.0))
         upd, s = opt.update(g, s, p)
         return (optax.apply_updates(p, upd), s), loss
 
@@ -743,7 +801,8 @@ def _train(mix, ref, grid, n_steps, afs, learn_scale, iters: int, lr, theta0, pa
 
 def train_amed(mix: Mixture, ref_path, grid, *, afs: bool = False, learn_scale: bool = False, iters: int = 200,
                lr: float = 0.05, pad_steps: int | None = None, r_init: float = 0.5,
-               paper_bounds: bool = False) -> tuple[AmedParams, jax.Array]:
+               paper_bounds: bool = False,
+               learn_time_scale: bool | None = None) -> tuple[AmedParams, jax.Array]:
     """Distil the per-step AMED parameters from reference trajectories (Adam, full batch, jitted).
 
     Starts at ``r = r_init`` for every step (default 1/2, the geometric mean: DPM-Solver-2),
@@ -766,6 +825,9 @@ def train_amed(mix: Mixture, ref_path, grid, *, afs: bool = False, learn_scale: 
             that grids of different lengths share one compilation.
         r_init: the starting ``r`` in (0, 1).
         paper_bounds: bound the scales as the paper's code does.
+        learn_time_scale: with ``paper_bounds``, whether the time scale is learned too; the default
+            ``None`` means ``learn_scale``. ``False`` keeps ``time_scale = 1`` exactly (the AMED code's
+            recommended ``--scale_time=0``) while the step scale is still learned.
 
     Returns:
         ``(params, losses)``: :class:`AmedParams` with ``(N,)`` fields, and the loss ``(iters,)`` before each update.
@@ -780,7 +842,9 @@ def train_amed(mix: Mixture, ref_path, grid, *, afs: bool = False, learn_scale: 
     r_init = positive_scalar("r_init", r_init)
     if not r_init < 1:
         raise ValueError(f"r_init must lie in (0, 1), got {r_init}")
-    for name, flag in (("afs", afs), ("learn_scale", learn_scale), ("paper_bounds", paper_bounds)):
+    learn_time = learn_scale if learn_time_scale is None else learn_time_scale
+    for name, flag in (("afs", afs), ("learn_scale", learn_scale), ("paper_bounds", paper_bounds),
+                       ("learn_time_scale", learn_time)):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
     N = g.size - 1
@@ -789,7 +853,8 @@ def train_amed(mix: Mixture, ref_path, grid, *, afs: bool = False, learn_scale: 
     ref_pad = np.concatenate([ref, np.repeat(ref[-1:], P - N, axis=0)])
     dt = mix.means.dtype
     raw, losses = _train(mix, jnp.asarray(ref_pad, dt), jnp.asarray(g_pad, dt), N, bool(afs), bool(learn_scale),
-                         iters, lr, float(np.log(r_init / (1 - r_init))), bool(paper_bounds))
+                         iters, lr, float(np.log(r_init / (1 - r_init))), bool(paper_bounds),
+                         bool(learn_time and paper_bounds))
     eta = raw[2][:N] if paper_bounds else None
     return AmedParams(raw[0][:N], raw[1][:N], eta, bool(paper_bounds)), losses
 

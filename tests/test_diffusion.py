@@ -325,3 +325,57 @@ def test_bootstrap_sliced_wasserstein_is_paired_and_sees_a_shift(seed, shift):
     assert np.all(b[:, 0] >= 0)
     # the paired difference is the shift seen through the projections, about |shift| up to resampling
     assert abs(np.median(b[:, 1] - b[:, 0]) - abs(shift)) < 0.25 + 0.15 * abs(shift)
+
+
+# --------------------------------------------------------------------------- mean-value residual minimiser
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.05, 0.95), st.floats(0.0, 0.3))
+def test_min_residual_norm_is_exact_for_a_vector_quadratic(seed, r0, floor):
+    # f(r) = a (r - r0) + b (r - r0)^2 + floor * e with e orthogonal to a and b: min |f| = floor at r0
+    # (exact up to the sub-grid: spacing 1/16/2000, slope |a| = 1, so within 1e-4)
+    rng = np.random.default_rng(seed)
+    q = np.linalg.qr(rng.standard_normal((4, 3)))[0]          # orthonormal columns
+    a, b, e = q[:, 0], 0.7 * q[:, 1], q[:, 2]
+    r = np.linspace(0.0, 1.0, 17)
+    f = (a * (r - r0)[:, None] + b * ((r - r0) ** 2)[:, None] + floor * e)[:, None, :]
+    val, at_r = dm.min_residual_norm(r, f, sub=2001)
+    assert abs(float(val[0]) - floor) < 1e-4 and abs(float(at_r[0]) - r0) < 1e-3
+    # the grid minimum alone is worse when r0 falls between grid points
+    v2, r2 = dm.min_residual_norm(r, np.concatenate([f, 2 * f], axis=1), shared=True, sub=2001)
+    assert abs(v2 - floor * np.sqrt(2.5)) < 1e-4 and abs(r2 - r0) < 1e-3
+
+
+def test_min_residual_norm_per_trajectory_and_shared_differ():
+    r = np.linspace(0.0, 1.0, 33)
+    lines = [np.outer(r - c, [1.0, 0.0]) + [0.0, 0.01] for c in (0.3, 0.6)]
+    f = np.stack(lines, axis=1)                                # (33, 2, 2)
+    own, where = dm.min_residual_norm(r, f, sub=1001)
+    np.testing.assert_allclose(own, 0.01, atol=1e-9)
+    np.testing.assert_allclose(where, [0.3, 0.6], atol=1e-3)
+    shared, r_s = dm.min_residual_norm(r, f, shared=True, sub=1001)
+    assert abs(r_s - 0.45) < 1e-3 and abs(shared - np.sqrt(0.15**2 + 0.01**2)) < 1e-6
+
+
+@pytest.mark.parametrize("call, exc, word", [
+    (lambda: dm.min_residual_norm(np.linspace(0, 1, 3), np.ones((3, 1, 2))), ValueError, "r"),
+    (lambda: dm.min_residual_norm(np.linspace(0, 1, 5), np.ones((4, 1, 2))), ValueError, "f"),
+    (lambda: dm.min_residual_norm(np.linspace(0, 1, 5), np.ones((5, 1, 2)), sub=1), ValueError, "sub"),
+])
+def test_min_residual_norm_rejects_bad_input(call, exc, word):
+    with pytest.raises(exc, match=word):
+        call()
+
+
+def test_learn_time_scale_false_keeps_tau_at_one_and_learns_c():
+    x_T = 80.0 * np.asarray(jax.random.normal(jax.random.PRNGKey(5), (32, D)))
+    g = dm.edm_grid(3)
+    ref = np.asarray(dm.reference_solve(MIX, x_T, g)[0])
+    p, losses = dm.train_amed(MIX, ref, g, afs=True, learn_scale=True, paper_bounds=True,
+                              learn_time_scale=False, iters=60, lr=0.3)
+    np.testing.assert_allclose(np.asarray(p.time_scale), 1.0, atol=1e-15)
+    assert np.any(np.abs(np.asarray(p.scale) - 1.0) > 1e-4)   # c did move
+    assert float(losses[-1]) < float(losses[0])
+    with pytest.raises(TypeError, match="learn_time_scale"):
+        dm.train_amed(MIX, ref, g, learn_time_scale=1)
