@@ -49,7 +49,8 @@ __all__ = [
     "post_lmu_closed_form",
     "lmu_closed_form",
     "post_legs_unit_closed_form",
-    "hippo_theorem1",
+    "theorem1_legt",
+    "theorem2_legs",
     "max_abs_difference",
     "rescale_symbolic",
     "legt_polynomial_residual",
@@ -322,25 +323,38 @@ def post_legs_unit_closed_form(N: int) -> tuple[sp.Matrix, sp.Matrix]:
     return A, B
 
 
-def hippo_theorem1(N: int, theta=sp.Symbol("theta", positive=True)) -> dict[str, tuple[sp.Matrix, sp.Matrix]]:
-    """The matrices of Theorem 1 of the HiPPO paper (Gu, Dao et al. 2020, arXiv 2008.07669), as printed.
+def theorem1_legt(N: int, theta=sp.Symbol("theta", positive=True)) -> tuple[sp.Matrix, sp.Matrix]:
+    """LegT as printed in Theorem 1, eq. (1), of the HiPPO paper (Gu, Dao et al. 2020, arXiv 2008.07669).
 
-    The paper writes the dynamics with a minus sign, ``c' = -A c + B f`` (LegT, its eq. (1)) and
-    ``c' = -(1/t) A c + (1/t) B f`` (LegS, its eq. (2)), with
-
-    * LegT: ``A_nk = (1/θ)(2n+1)·((-1)^(n-k) if n >= k else 1)``, ``B_n = (1/θ)(2n+1)(-1)^n``;
-    * LegS: ``A_nk = √((2n+1)(2k+1))`` (n > k), ``n+1`` (n = k), 0 (n < k); ``B_n = √(2n+1)``.
+    The paper writes the dynamics with a minus sign, ``c' = -A c + B f``, with
+    ``A_nk = (1/θ)(2n+1)·((-1)^(n-k) if n >= k else 1)`` and ``B_n = (1/θ)(2n+1)(-1)^n`` (the LMU's form).
+    ``-A``, ``B`` at ``θ = 1`` equal the authors' code ``transition('lmu', N)`` (HazyResearch/hippo-code,
+    state-spaces/s4), which ``tests/test_ssm.py`` asserts against the s4 fixture.
 
     Returns:
-        ``{"legt": (A, B), "legs": (A, B)}`` with ``A`` ``(N, N)`` and ``B`` ``(N, 1)``, the paper's
-        sign convention kept (negate ``A`` to compare with ``c' = A c + B u``).
+        ``(A, B)`` with ``A`` ``(N, N)`` and ``B`` ``(N, 1)``, the paper's sign convention kept (negate ``A``
+        to compare with ``c' = A c + B u``).
     """
     N, theta = _size(N), _window(theta)
-    A_t = sp.Matrix(N, N, lambda n, k: sp.Integer(2 * n + 1) / theta * (_sign(n - k) if n >= k else 1))
-    B_t = sp.Matrix(N, 1, lambda n, _: sp.Integer(2 * n + 1) * _sign(n) / theta)
-    A_s = sp.Matrix(N, N, lambda n, k: sp.sqrt((2 * n + 1) * (2 * k + 1)) if n > k else (n + 1 if n == k else 0))
-    B_s = sp.Matrix(N, 1, lambda n, _: sp.sqrt(2 * n + 1))
-    return {"legt": (A_t, B_t), "legs": (A_s, B_s)}
+    A = sp.Matrix(N, N, lambda n, k: sp.Integer(2 * n + 1) / theta * (_sign(n - k) if n >= k else 1))
+    B = sp.Matrix(N, 1, lambda n, _: sp.Integer(2 * n + 1) * _sign(n) / theta)
+    return A, B
+
+
+def theorem2_legs(N: int) -> tuple[sp.Matrix, sp.Matrix]:
+    """LegS as printed in Theorem 2, eq. (3), of the HiPPO paper (continuous form; eq. (4) discretizes it).
+
+    The paper writes ``c' = -(1/t) A c + (1/t) B f`` with ``A_nk = √((2n+1)(2k+1))`` (n > k), ``n+1``
+    (n = k), 0 (n < k), and ``B_n = √(2n+1)``. ``-A``, ``B`` equal the authors' ``transition('legs', N)``
+    (asserted against the s4 fixture in ``tests/test_ssm.py``).
+
+    Returns:
+        ``(A, B)`` with ``A`` ``(N, N)`` and ``B`` ``(N, 1)``, the paper's sign convention kept.
+    """
+    N = _size(N)
+    A = sp.Matrix(N, N, lambda n, k: sp.sqrt((2 * n + 1) * (2 * k + 1)) if n > k else (n + 1 if n == k else 0))
+    B = sp.Matrix(N, 1, lambda n, _: sp.sqrt(2 * n + 1))
+    return A, B
 
 
 def max_abs_difference(X: sp.Matrix, Y: sp.Matrix, subs: dict | None = None) -> sp.Expr:

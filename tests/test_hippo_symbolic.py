@@ -1,5 +1,7 @@
 """Exact derivations of the HiPPO matrices (sulib.hippo_symbolic) against closed forms and sulib.ssm."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -158,22 +160,36 @@ def test_identity_failures_are_empty_and_detect_a_wrong_weight(monkeypatch):
     assert failures["r2"] and failures["dot_t1"]
 
 
-def test_theorem1_legs_is_the_posts_legs_with_lambda_sqrt2_and_legt_is_the_lmu():
+def test_theorem2_legs_is_the_posts_legs_with_lambda_sqrt2_and_theorem1_legt_is_the_lmu():
     N = 7
-    paper = hs.hippo_theorem1(N, W)
+    A_p, B_p = hs.theorem2_legs(N)
     A_s, B_s = hs.legs_closed_form(N)
     A_r, B_r = hs.rescale_symbolic(A_s, B_s, [sp.sqrt(2)] * N)
-    assert _same(-paper["legs"][0], A_r) and _same(paper["legs"][1], B_r)
+    assert _same(-A_p, A_r) and _same(B_p, B_r)
+    T_A, T_B = hs.theorem1_legt(N, W)
     A_l, B_l = hs.lmu_closed_form(N, W)
-    assert _same(-paper["legt"][0], A_l) and _same(paper["legt"][1], B_l)
+    assert _same(-T_A, A_l) and _same(T_B, B_l)
     # and not the post's LegT with λ = √2: different matrices (same system up to a rescaling)
     A_t, B_t = hs.rescale_symbolic(*hs.legt_closed_form(N, W), [sp.sqrt(2)] * N)
-    assert hs.max_abs_difference(-paper["legt"][0], A_t, {W: 1}) > 1
+    assert hs.max_abs_difference(-T_A, A_t, {W: 1}) > 1
     lam = [(-1) ** n / sp.sqrt(2 * n + 1) for n in range(N)]
     A_x, B_x = hs.rescale_symbolic(A_t, B_t, lam)
-    assert hs.max_abs_difference(-paper["legt"][0], A_x, {W: 1}) == 0
-    assert hs.max_abs_difference(paper["legt"][1], B_x, {W: 1}) == 0
-    np.testing.assert_allclose(_num(-paper["legt"][0]), hippo("lmu", N, theta=0.7)[0], rtol=1e-14)
+    assert hs.max_abs_difference(-T_A, A_x, {W: 1}) == 0
+    assert hs.max_abs_difference(T_B, B_x, {W: 1}) == 0
+    np.testing.assert_allclose(_num(-T_A), hippo("lmu", N, theta=0.7)[0], rtol=1e-14)
+
+
+def test_paper_transcriptions_equal_the_authors_code_in_the_s4_fixture():
+    """Theorem 1's LegT is s4's transition('lmu') exactly; Theorem 2's LegS is transition('legs')."""
+    data = np.load(Path(__file__).parent / "data" / "s4_transition.npz")
+    for N in (1, 2, 5, 8, 16):
+        A, B = hs.theorem1_legt(N, 1)
+        np.testing.assert_array_equal(-_num(A), data[f"lmu_{N}_A"])
+        np.testing.assert_array_equal(_num(B).ravel(), data[f"lmu_{N}_B"])
+        A, B = hs.theorem2_legs(N)
+        A4 = data[f"legs_{N}_A"]  # s4 builds it as T M T^-1: equal up to rounding
+        np.testing.assert_allclose(-_num(A), A4, rtol=0, atol=1e-15 * np.abs(A4).max())
+        np.testing.assert_array_equal(_num(B).ravel(), data[f"legs_{N}_B"])
 
 
 def test_post_legs_unit_form_is_legs_rescaled_by_sqrt_2_over_2n_plus_1():

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+import sulib.hippo_symbolic as hs
 from sulib.ssm import (
     DISCRETIZATIONS,
     LEGS_METHODS,
@@ -193,6 +194,66 @@ def test_s4_legs_lmu_and_legt_conventions():
         A_post, B_post = hippo("legt", N, theta=2.0, normalization="post")
         np.testing.assert_array_equal(A_post, data[f"legt_{N}_A"])
         np.testing.assert_allclose(B_post, np.sqrt(2) * data[f"legt_{N}_B"], rtol=1e-15)
+        # the HiPPO paper as printed: Theorem 1 (1), LegT, is transition('lmu'); Theorem 2 (3), LegS,
+        # is transition('legs') (the paper writes c' = -A c + B f, hence the minus signs)
+        A_p, B_p = hs.theorem1_legt(N, 1)
+        np.testing.assert_array_equal(-np.array(A_p, dtype=float), data[f"lmu_{N}_A"])
+        np.testing.assert_array_equal(np.array(B_p, dtype=float).ravel(), data[f"lmu_{N}_B"])
+        A_p, B_p = hs.theorem2_legs(N)
+        np.testing.assert_allclose(-np.array(A_p.evalf(30), dtype=float), data[f"legs_{N}_A"],
+                                   rtol=0, atol=1e-15 * np.abs(A).max())
+        np.testing.assert_array_equal(np.array(B_p.evalf(30), dtype=float).ravel(), data[f"legs_{N}_B"])
+
+
+def hippo_code_transition(measure, N):
+    """transition('legt' | 'lmu') of HazyResearch/hippo-code, model/op.py at 7752388, verbatim in numpy."""
+    Q = np.arange(N, dtype=np.float64)
+    j, i = np.meshgrid(Q, Q)
+    if measure == "legt":
+        R = (2 * Q + 1) ** 0.5
+        return -(R[:, None] * np.where(i < j, (-1.0) ** (i - j), 1) * R[None, :]), R
+    R = (2 * Q + 1)[:, None]
+    return np.where(i < j, -1, (-1.0) ** (i - j + 1)) * R, ((-1.0) ** Q[:, None] * R).ravel()
+
+
+def s4_fourier2(N):
+    """transition('fourier2') of state-spaces/s4 at e757cef ("orthonormal on [0,1]"); not in the fixture.
+
+    Transcribed by the chapter's reviewer from the s4 source (frequencies 2πn, rank-one term and B doubled).
+    """
+    freqs = 2 * np.arange(N // 2)
+    d = np.stack([np.zeros(N // 2), freqs], axis=-1).reshape(-1)[1:]
+    A = np.pi * (-np.diag(d, 1) + np.diag(d, -1))
+    B = np.zeros(N)
+    B[0::2] = 2 ** 0.5
+    B[0] = 1
+    return A - B[:, None] * B[None, :] * 2, B * 2
+
+
+def test_hippo_code_legt_is_the_posts_sqrt2_legt_unhalved_and_lmu_equals_s4s():
+    data = s4()
+    for N in fixture_sizes(data, "lmu"):
+        A, B = hippo_code_transition("legt", N)
+        A1, B1 = hippo("legt", N, theta=1.0)
+        np.testing.assert_array_equal(A, A1)
+        np.testing.assert_array_equal(B, B1)
+        np.testing.assert_array_equal(A / 2, data[f"legt_{N}_A"])  # s4 only halves it
+        A, B = hippo_code_transition("lmu", N)
+        np.testing.assert_array_equal(A, data[f"lmu_{N}_A"])
+        np.testing.assert_array_equal(B, data[f"lmu_{N}_B"])
+
+
+@pytest.mark.parametrize("N", [4, 8, 10, 16])
+def test_s4_fourier2_is_the_midpoint_fourier_closure_with_window_1(N):
+    A_real, B_real = fourier_to_real(*hippo("fourier", N // 2 - 1, theta=1.0))
+    keep = np.r_[0, 2:N]  # same slot and sine-sign convention as "fourier_decay"
+    sign = np.where(keep % 2 == 0, 1.0, -1.0)
+    A, B = np.zeros((N, N)), np.zeros(N)
+    A[np.ix_(keep, keep)] = A_real * np.outer(sign, sign)
+    B[keep] = B_real * sign
+    A2, B2 = s4_fourier2(N)
+    np.testing.assert_allclose(A, A2, rtol=0, atol=1e-14 * np.abs(A2).max())
+    np.testing.assert_allclose(B, B2, rtol=0, atol=1e-14)
 
 
 def test_s4_fourier_decay_is_the_real_form_of_fourier_legt_with_window_2():
@@ -209,7 +270,7 @@ def test_s4_fourier_decay_is_the_real_form_of_fourier_legt_with_window_2():
         B[keep] = B_real * sign
         np.testing.assert_allclose(A, data[f"fourier_decay_{N}_A"], rtol=0, atol=1e-15 * np.abs(A).max())
         np.testing.assert_allclose(B, data[f"fourier_decay_{N}_B"], rtol=0, atol=1e-15)
-        # s4's "fourier" keeps that rotation (window 2) but doubles the rank-one decay and B (window 1)
+        # s4's "fourier" keeps that rotation (window 2) but doubles the rank-one decay and B (the midpoint closure, window 2)
         B0 = 2 * data[f"fourier_decay_{N}_B"]
         np.testing.assert_array_equal(data[f"fourier_{N}_A"], data[f"fourier_decay_{N}_A"] - np.outer(B0, B0) / 2)
         np.testing.assert_array_equal(data[f"fourier_{N}_B"], B0)
