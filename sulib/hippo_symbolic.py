@@ -329,7 +329,7 @@ def theorem1_legt(N: int, theta=sp.Symbol("theta", positive=True)) -> tuple[sp.M
     The paper writes the dynamics with a minus sign, ``c' = -A c + B f``, with
     ``A_nk = (1/θ)(2n+1)·((-1)^(n-k) if n >= k else 1)`` and ``B_n = (1/θ)(2n+1)(-1)^n`` (the LMU's form).
     ``-A``, ``B`` at ``θ = 1`` equal the authors' code ``transition('lmu', N)`` (HazyResearch/hippo-code,
-    state-spaces/s4), which ``tests/test_ssm.py`` asserts against the s4 fixture.
+    state-spaces/s4), which ``tests/test_ssm_hippo.py`` asserts against the s4 fixture.
 
     Returns:
         ``(A, B)`` with ``A`` ``(N, N)`` and ``B`` ``(N, 1)``, the paper's sign convention kept (negate ``A``
@@ -346,7 +346,7 @@ def theorem2_legs(N: int) -> tuple[sp.Matrix, sp.Matrix]:
 
     The paper writes ``c' = -(1/t) A c + (1/t) B f`` with ``A_nk = √((2n+1)(2k+1))`` (n > k), ``n+1``
     (n = k), 0 (n < k), and ``B_n = √(2n+1)``. ``-A``, ``B`` equal the authors' ``transition('legs', N)``
-    (asserted against the s4 fixture in ``tests/test_ssm.py``).
+    (asserted against the s4 fixture in ``tests/test_ssm_hippo.py``).
 
     Returns:
         ``(A, B)`` with ``A`` ``(N, N)`` and ``B`` ``(N, 1)``, the paper's sign convention kept.
