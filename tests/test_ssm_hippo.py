@@ -190,14 +190,21 @@ def test_hippo_code_legt_is_the_posts_sqrt2_legt_unhalved_and_lmu_equals_s4s():
         np.testing.assert_array_equal(B, data[f"lmu_{N}_B"])
 
 
-@pytest.mark.parametrize("N", [4, 8, 10, 16])
-def test_s4_fourier2_is_the_midpoint_fourier_closure_with_window_1(N):
-    A_real, B_real = fourier_to_real(*hippo("fourier", N // 2 - 1, theta=1.0))
-    keep = np.r_[0, 2:N]  # same slot and sine-sign convention as "fourier_decay"
+def s4_state_layout(A_real, B_real, N):
+    """A real Fourier system in s4's state layout: (a_0, 0, a_1, -b_1, a_2, -b_2, ...), an always-zero
+    slot and the sines with the other sign; ``(N, N)`` and ``(N,)``."""
+    keep = np.r_[0, 2:N]
     sign = np.where(keep % 2 == 0, 1.0, -1.0)
     A, B = np.zeros((N, N)), np.zeros(N)
     A[np.ix_(keep, keep)] = A_real * np.outer(sign, sign)
     B[keep] = B_real * sign
+    return A, B
+
+
+@pytest.mark.parametrize("N", [4, 8, 10, 16])
+def test_s4_fourier2_is_the_midpoint_fourier_closure_with_window_1(N):
+    A_real, B_real = fourier_to_real(*hippo("fourier", N // 2 - 1, theta=1.0))
+    A, B = s4_state_layout(A_real, B_real, N)
     A2, B2 = s4_fourier2(N)
     np.testing.assert_allclose(A, A2, rtol=0, atol=1e-14 * np.abs(A2).max())
     np.testing.assert_allclose(B, B2, rtol=0, atol=1e-14)
@@ -209,15 +216,11 @@ def test_s4_fourier_decay_is_the_real_form_of_fourier_legt_with_window_2():
         if N < 4:  # order N/2 - 1 = 0 is below hippo's minimum order 1
             continue
         A_real, B_real = fourier_to_real(*hippo("fourier_legt", N // 2 - 1, theta=2.0))
-        # s4's state: (a_0, 0, a_1, -b_1, a_2, -b_2, ...): an always-zero slot, sines with the other sign
-        keep = np.r_[0, 2:N]
-        sign = np.where(keep % 2 == 0, 1.0, -1.0)
-        A, B = np.zeros((N, N)), np.zeros(N)
-        A[np.ix_(keep, keep)] = A_real * np.outer(sign, sign)
-        B[keep] = B_real * sign
+        A, B = s4_state_layout(A_real, B_real, N)
         np.testing.assert_allclose(A, data[f"fourier_decay_{N}_A"], rtol=0, atol=1e-15 * np.abs(A).max())
         np.testing.assert_allclose(B, data[f"fourier_decay_{N}_B"], rtol=0, atol=1e-15)
-        # s4's "fourier" keeps that rotation (window 2) but doubles the rank-one decay and B (the midpoint closure, window 2)
+        # s4's "fourier" keeps that rotation (window 2) but doubles the rank-one decay and B
+        # (the midpoint closure, window 2)
         B0 = 2 * data[f"fourier_decay_{N}_B"]
         np.testing.assert_array_equal(data[f"fourier_{N}_A"], data[f"fourier_decay_{N}_A"] - np.outer(B0, B0) / 2)
         np.testing.assert_array_equal(data[f"fourier_{N}_B"], B0)
@@ -229,16 +232,13 @@ def test_s4_fourier_is_the_corrected_fourier_closure_with_window_2():
     assert sizes
     for N in sizes:
         A_real, B_real = fourier_to_real(*hippo("fourier", N // 2 - 1, theta=2.0))
-        keep = np.r_[0, 2:N]  # same slot and sine-sign convention as "fourier_decay"
-        sign = np.where(keep % 2 == 0, 1.0, -1.0)
-        A, B = np.zeros((N, N)), np.zeros(N)
-        A[np.ix_(keep, keep)] = A_real * np.outer(sign, sign)
-        B[keep] = B_real * sign
+        A, B = s4_state_layout(A_real, B_real, N)
         np.testing.assert_allclose(A, data[f"fourier_{N}_A"], rtol=0, atol=1e-14 * np.abs(A).max())
         np.testing.assert_allclose(B, data[f"fourier_{N}_B"], rtol=0, atol=1e-14)
         # and it is not the post's closure at any window: its B is twice that of "fourier_legt"
-        _, B_post = fourier_to_real(*hippo("fourier_legt", N // 2 - 1, theta=2.0))
-        assert np.abs(B_post * sign - data[f"fourier_{N}_B"][keep]).max() > 0.4
+        A_post, B_post = fourier_to_real(*hippo("fourier_legt", N // 2 - 1, theta=2.0))
+        _, B_post = s4_state_layout(A_post, B_post, N)
+        assert np.abs(B_post - data[f"fourier_{N}_B"]).max() > 0.4
 
 
 @pytest.mark.parametrize("M", [1, 3, 8])
