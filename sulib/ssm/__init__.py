@@ -53,6 +53,10 @@ check all of this against a fixture computed from s4's code.
 Everything returned by a jitted kernel is float64 (complex128 for complex systems) when JAX's
 x64 mode is on, float32 otherwise; :func:`hippo`, :func:`rescale` and :func:`fourier_to_real`
 build their matrices with NumPy and always return float64 / complex128.
+
+Convolution kernels ``K_j = C^* Abar^j Bbar`` of a time-invariant system (by powers, diagonal,
+S4's DPLR route, the rational transfer function) and the FFT convolution that applies them are in
+:mod:`sulib.ssm.kernels`.
 """
 
 from __future__ import annotations
@@ -126,6 +130,18 @@ from sulib.ssm.projection import (  # noqa: F401
 from sulib.ssm.reference import (  # noqa: F401
     solve_held,
 )
+from sulib.ssm.kernels import (  # noqa: F401
+    DIAGONAL_DISCRETIZATIONS,
+    kernel_powers,
+    kernel_diagonal,
+    kernel_dplr,
+    kernel_rational,
+    truncated_output,
+    legs_dplr,
+    rational_realization,
+    transfer_function,
+    fft_conv,
+)
 from sulib.ssm.flops import (  # noqa: F401
     _ELEMENTWISE,
     _sub_jaxprs,
@@ -158,4 +174,14 @@ __all__ = [
     "project_steps",
     "solve_held",
     "jaxpr_flops",
+    "DIAGONAL_DISCRETIZATIONS",
+    "kernel_powers",
+    "kernel_diagonal",
+    "kernel_dplr",
+    "kernel_rational",
+    "truncated_output",
+    "legs_dplr",
+    "rational_realization",
+    "transfer_function",
+    "fft_conv",
 ]
