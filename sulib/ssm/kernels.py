@@ -290,14 +290,18 @@ def kernel_rational(b, a, L: int) -> jax.Array:
         ``(L,)``, real when ``b`` and ``a`` are.
 
     Raises:
-        ValueError: if the denominator vanishes at an ``L``-th root of unity (a pole on the unit
-            circle: the truncated kernel is then not defined by its ``L`` DFT values).
+        ValueError: if ``DFT(1, a_1 … a_d, 0 …)`` is zero at some ``L``-th root of unity: a pole
+            on the unit circle (the truncated kernel is then not defined by its ``L`` DFT values),
+            or, in floating point, a denominator lost to cancellation (``Π(1 - z λ_i)`` with all
+            roots ``λ_i`` near ``z``: for a system stepped finely, ``a`` has entries far larger
+            than the value they sum to).
     """
     b, a, L = _rational_inputs(b, a, L)
     dtype = _dtype(b, a)
     K = _kernel_rational(jnp.asarray(b, dtype), jnp.asarray(a, dtype), L)
     if not np.all(np.isfinite(np.asarray(K))):
-        raise ValueError("1 + a_1 z + … + a_d z^d vanishes at an L-th root of unity; choose another L")
+        raise ValueError("1 + a_1 z + … + a_d z^d is 0 at an L-th root of unity (a pole on the unit circle, "
+                         "or the denominator lost to cancellation in a)")
     return K
 
 
