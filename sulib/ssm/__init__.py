@@ -61,23 +61,11 @@ S4's DPLR route, the rational transfer function) and the FFT convolution that ap
 
 from __future__ import annotations
 
-from sulib.ssm.validation import (  # noqa: F401
-    _as_array,
-    _square,
-    _vector,
-    _signal,
-    _dtype,
-    _initial_state,
-    _discrete_system,
-)
 from sulib.ssm.hippo import (  # noqa: F401
     HIPPO_KINDS,
     SCALE_INVARIANT_KINDS,
     NORMALIZATIONS,
-    _LEGENDRE_KINDS,
-    _legendre_matrices,
     fourier_frequencies,
-    _fourier_matrices,
     hippo,
     rescale,
     fourier_to_real,
@@ -85,46 +73,24 @@ from sulib.ssm.hippo import (  # noqa: F401
 from sulib.ssm.discretize import (  # noqa: F401
     DISCRETIZATIONS,
     LEGS_METHODS,
-    _EXACT_START,
-    _augmented,
-    _zoh,
-    _discretize,
     discretize,
-    _legs_matrices,
-    _legs_start,
     legs_step_matrices,
 )
 from sulib.ssm.scan import (  # noqa: F401
-    _scan_sequential,
     scan_sequential,
-    _shared_prefix,
-    _scan_parallel,
     scan_parallel,
-    _scan_varying,
     scan_varying,
 )
 from sulib.ssm.legs import (  # noqa: F401
-    _legs_matvec,
-    _legs_solve,
-    _legs_matvec_jit,
-    _legs_solve_jit,
     legs_matvec,
     legs_solve,
-    _legs_run,
     legs_scan,
 )
 from sulib.ssm.projection import (  # noqa: F401
-    _legendre,
-    _basis,
-    _kind_size,
-    _check_kind,
     legendre_basis,
     hippo_basis,
-    _window_positions,
     reconstruct,
-    _lstsq,
     project,
-    _step_weights,
     project_steps,
 )
 from sulib.ssm.reference import (  # noqa: F401
@@ -143,9 +109,6 @@ from sulib.ssm.kernels import (  # noqa: F401
     fft_conv,
 )
 from sulib.ssm.flops import (  # noqa: F401
-    _ELEMENTWISE,
-    _sub_jaxprs,
-    _count_jaxpr,
     jaxpr_flops,
 )
 
