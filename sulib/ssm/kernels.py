@@ -183,7 +183,8 @@ def _kernel_dplr(Lambda, P, Q, B, Ct, step, L: int):
     g = (2 / step) * (1 - z) / (1 + z)
     r = 1 / (g[:, None] - Lambda)  # (L, N): the Cauchy matrix 1/(g_l - λ_n)
     c, q = jnp.conj(Ct), jnp.conj(Q)
-    k00, k01, k10, k11 = r @ (c * B), r @ (c * P), r @ (q * B), r @ (q * P)
+    weights = jnp.stack([c * B, c * P, q * B, q * P], axis=1)  # (N, 4): one pass over r
+    k00, k01, k10, k11 = (r @ weights).T
     Khat = 2 / (1 + z) * (k00 - k01 * k10 / (1 + k11))
     # at z = -1, (I + Abar)^{-1} Bbar = step B / 2 for any A (bilinear rule)
     Khat = jnp.where(pole, step / 2 * jnp.sum(c * B), Khat)
@@ -205,7 +206,8 @@ def kernel_dplr(Lambda, P, Q, B, C, step, L: int, *, c_tilde: bool = False) -> j
     ``k_{xy}(z) = Σ_n conj(x_n) y_n / (g(z) - λ_n)``:
     ``k_{C̃B} - k_{C̃P} k_{QB} / (1 + k_{QP})``. An inverse FFT gives ``K``. At ``z = -1`` (even
     ``L``), where ``2/(1+z)`` has a pole, the exact value ``step/2 · C̃^* B`` is used.
-    Work ``8 L N`` complex operations plus the FFT (the Cauchy sums are done densely here, not by
+    Work ``L N`` complex divides and ``4 L N`` complex multiply-adds (one ``(L, N) @ (N, 4)``
+    product) plus the FFT (the Cauchy sums are done densely here, not by
     a fast multipole method).
 
     Args:
