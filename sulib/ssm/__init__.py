@@ -108,6 +108,13 @@ from sulib.ssm.kernels import (  # noqa: F401
     transfer_function,
     fft_conv,
 )
+from sulib.ssm.dplr_analysis import (  # noqa: F401
+    legs_eigenvectors,
+    legs_eigvec_sums,
+    legs_eigvec_cond,
+    legs_kernel_exact,
+    dplr_bilinear,
+)
 from sulib.ssm.flops import (  # noqa: F401
     jaxpr_flops,
 )
@@ -147,4 +154,9 @@ __all__ = [
     "rational_realization",
     "transfer_function",
     "fft_conv",
+    "legs_eigenvectors",
+    "legs_eigvec_sums",
+    "legs_eigvec_cond",
+    "legs_kernel_exact",
+    "dplr_bilinear",
 ]
