@@ -115,6 +115,13 @@ from sulib.ssm.dplr_analysis import (  # noqa: F401
     legs_kernel_exact,
     dplr_bilinear,
 )
+from sulib.ssm.stability import (  # noqa: F401
+    reflection_coefficients,
+    step_up,
+    schur_cohn_stable,
+    reflection_coefficients_exact,
+    legs_transfer_exact,
+)
 from sulib.ssm.flops import (  # noqa: F401
     jaxpr_flops,
 )
@@ -159,4 +166,9 @@ __all__ = [
     "legs_eigvec_cond",
     "legs_kernel_exact",
     "dplr_bilinear",
+    "reflection_coefficients",
+    "step_up",
+    "schur_cohn_stable",
+    "reflection_coefficients_exact",
+    "legs_transfer_exact",
 ]
