@@ -96,3 +96,15 @@ def test_k_conv_is_kernel_powers_with_conjugated_c(ann):
     assert rel(K, ann["rnn_Kconv"]) < TOL
     # and K_conv is their kernel_DPLR (same C̃, step and L) up to its real part
     assert rel(ann["rnn_Kconv"].real, ann["legs_K_0"][: ann["rnn_Kconv"].size]) < 1e-12
+
+
+def test_k_conv_is_sulibs_complex_s4_kernel(ann):
+    # their recurrent route (powers of discrete_DPLR's Ā) against sulib's Cauchy route, complex:
+    # the fixture's C̃ is complex, so the imaginary part is a check of its own
+    step, L = float(ann["legs_steps"][0]), int(ann["legs_Ls"][0])
+    assert (step, L) == (float(ann["rnn_step"]), int(ann["rnn_L"]))
+    K = np.asarray(kernel_dplr(ann["legs_Lambda"], ann["legs_P"], ann["legs_P"], ann["legs_B"],
+                               ann["legs_Ct"], step, L, c_tilde=True))
+    K_conv = ann["rnn_Kconv"]
+    assert np.abs(K_conv.imag).max() > 0.1 * np.abs(K_conv).max()
+    assert rel(K[: K_conv.size], K_conv) < TOL
