@@ -4,6 +4,14 @@ softmax(λ·s) together with the two terms the mean-field approximation drops.
 Shapes: ``scores`` is ``(..., n)`` (one softmax over the last axis per row);
 ``scales`` is ``(k,)``; results are ``(k, ...)``. Everything is float64 when JAX's x64
 mode is on (the chapters turn it on), float32 otherwise.
+
+Causal attention as a recurrence (post 10017): the same outputs in four forms,
+:func:`causal_attention_recurrent` (the post's RNN, no running max), :func:`causal_attention_online`
+(running max), :func:`causal_attention_blocked` (FlashAttention's blocks) and
+:func:`causal_attention_matrix` (the masked matrix); :func:`linear_attention_recurrent`, an RNN with
+a fixed-size state; :func:`attention_stack`, a multi-layer attention model run with a KV cache or
+recomputing everything from the token ids. Shapes ``(..., L, d)`` for queries and keys,
+``(..., L, d_v)`` for values and outputs.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from sulib._checks import as_finite_array, one_of, positive_int
 
@@ -27,6 +36,18 @@ __all__ = [
     "softmax_entropy",
     "matching_scale",
     "matching_scales",
+    "ATTENTION_FORMS",
+    "LINEAR_FEATURES",
+    "STACK_MODES",
+    "causal_attention",
+    "causal_attention_recurrent",
+    "causal_attention_online",
+    "causal_attention_blocked",
+    "causal_attention_matrix",
+    "linear_attention_recurrent",
+    "attention_stack",
+    "MEMORY_KINDS",
+    "compiled_temp_bytes",
 ]
 
 #: Query/key models understood by :func:`attention_scores`.
@@ -350,3 +371,414 @@ def matching_scales(scores, lengths, targets, *, normalized: bool = False, lo: f
             f"{reached[m]:.6g})"
         )
     return lam
+
+
+# ---------------------------------------------------------------------------------------------
+# Causal attention as a recurrence (post 10017): the post's RNN, the online softmax, blocks,
+# the masked matrix; linear attention as an RNN; a multi-layer model cached or recomputed.
+# ---------------------------------------------------------------------------------------------
+#
+# Conventions: scores are the plain dot products q_i · k_j, as in the post's e^{q_i·k_j} (scale
+# q beforehand for the usual 1/√d); queries, keys and values are (..., L, d), (..., L, d),
+# (..., L, d_v) with the same leading (batch) dimensions; output i attends to keys j <= i.
+
+#: Causal softmax-attention forms that compute the same outputs (see :func:`causal_attention`).
+ATTENTION_FORMS = ("recurrent", "online", "blocked", "matrix")
+#: Feature maps of :func:`linear_attention_recurrent`.
+LINEAR_FEATURES = ("elu1", "identity")
+#: Modes of :func:`attention_stack`.
+STACK_MODES = ("cached", "recompute")
+
+
+def _float_dtype(*arrays: np.ndarray):
+    """The common floating dtype of ``arrays``; integers and bools go to JAX's default float."""
+    dtype = np.result_type(*arrays)
+    return dtype if np.issubdtype(dtype, np.floating) else jnp.result_type(float)
+
+
+def _check_qkv(q, k, v):
+    q = as_finite_array("q", q, min_ndim=2)
+    k = as_finite_array("k", k, min_ndim=2)
+    v = as_finite_array("v", v, min_ndim=2)
+    if q.shape[-2] < 1:
+        raise ValueError(f"q must hold L >= 1 positions on axis -2, got shape {q.shape}")
+    if k.shape[:-1] != q.shape[:-1]:
+        raise ValueError(f"k must have the leading shape of q {q.shape[:-1]} (batch, L), got {k.shape}")
+    if v.shape[:-1] != q.shape[:-1]:
+        raise ValueError(f"v must have the leading shape of q {q.shape[:-1]} (batch, L), got {v.shape}")
+    if k.shape[-1] != q.shape[-1]:
+        raise ValueError(f"k must have the feature size of q (d = {q.shape[-1]}), got {k.shape[-1]}")
+    if q.shape[-1] < 1 or v.shape[-1] < 1:
+        raise ValueError(f"q and v need >= 1 features, got shapes {q.shape} and {v.shape}")
+    dtype = _float_dtype(q, k, v)
+    return tuple(jnp.asarray(x, dtype=dtype) for x in (q, k, v))
+
+
+def _batched(core):
+    """Run ``core(q, k, v)`` of single (L, ·) sequences over any leading dimensions."""
+
+    def run(q, k, v, *args):
+        lead = q.shape[:-2]
+        flat = lambda x: x.reshape((-1,) + x.shape[-2:])
+        out = jax.vmap(lambda a, b, c: core(a, b, c, *args))(flat(q), flat(k), flat(v))
+        return out.reshape(lead + out.shape[-2:])
+
+    return run
+
+
+def _recurrent_one(q, k, v):
+    # The post's recurrence for every query i at once: step t reads key j = i - t (newest first)
+    # and adds e^{q_i·k_j} (v_j, 1) to (y_i, z_i). No running max: e^{s} overflows for s > log(max).
+    L = q.shape[0]
+    idx = jnp.arange(L)
+
+    def step(carry, t):
+        y, z = carry
+        j = idx - t
+        valid = j >= 0
+        jc = jnp.maximum(j, 0)
+        w = jnp.where(valid, jnp.exp(jnp.sum(q * k[jc], axis=-1)), 0.0)
+        return (y + w[:, None] * v[jc], z + w), None
+
+    init = (jnp.zeros((L, v.shape[-1]), v.dtype), jnp.zeros(L, v.dtype))
+    (y, z), _ = lax.scan(step, init, idx)
+    return y / z[:, None]
+
+
+def _online_one(q, k, v):
+    # The same scan with a running maximum m_i: (y, z) hold Σ e^{s - m}(v, 1), every exponent <= 0.
+    L = q.shape[0]
+    idx = jnp.arange(L)
+
+    def step(carry, t):
+        m, y, z = carry
+        j = idx - t
+        valid = j >= 0
+        jc = jnp.maximum(j, 0)
+        s = jnp.sum(q * k[jc], axis=-1)
+        m_new = jnp.where(valid, jnp.maximum(m, s), m)
+        alpha = jnp.exp(m - m_new)  # m = -inf before the first key: alpha = 0
+        p = jnp.where(valid, jnp.exp(s - m_new), 0.0)
+        return (m_new, alpha[:, None] * y + p[:, None] * v[jc], alpha * z + p), None
+
+    init = (jnp.full(L, -jnp.inf, v.dtype), jnp.zeros((L, v.shape[-1]), v.dtype),
+            jnp.zeros(L, v.dtype))
+    (_, y, z), _ = lax.scan(step, init, idx)
+    return y / z[:, None]
+
+
+def _blocked_one(q, k, v, block_q: int, block_k: int):
+    # FlashAttention's schedule: query blocks in parallel, a scan over key blocks, each merged
+    # into the running (m, y, z) of its rows; scores live as one (L_q, block_k) slab at a time.
+    L, dv = q.shape[0], v.shape[-1]
+    nq, nk = -(-L // block_q), -(-L // block_k)
+    pad = lambda x, n, b: jnp.pad(x, ((0, n * b - L), (0, 0))).reshape(n, b, x.shape[-1])
+    qb, kb, vb = pad(q, nq, block_q), pad(k, nk, block_k), pad(v, nk, block_k)
+    q_idx = jnp.arange(nq * block_q).reshape(nq, block_q)
+
+    def step(carry, blk):
+        m, y, z = carry  # (nq, Bq), (nq, Bq, dv), (nq, Bq)
+        kk, vv, k0 = blk
+        k_idx = k0 + jnp.arange(block_k)
+        valid = (k_idx[None, None, :] <= q_idx[:, :, None]) & (k_idx < L)[None, None, :]
+        s = jnp.where(valid, jnp.einsum("qbd,kd->qbk", qb, kk), -jnp.inf)
+        m_new = jnp.maximum(m, s.max(axis=-1))
+        m_safe = jnp.where(jnp.isfinite(m_new), m_new, 0.0)  # a row with no key yet
+        p = jnp.exp(s - m_safe[..., None])  # masked scores: exp(-inf) = 0
+        alpha = jnp.exp(m - m_safe)
+        y = alpha[..., None] * y + jnp.einsum("qbk,kv->qbv", p, vv)
+        return (m_new, y, alpha * z + p.sum(axis=-1)), None
+
+    init = (jnp.full((nq, block_q), -jnp.inf, v.dtype),
+            jnp.zeros((nq, block_q, dv), v.dtype), jnp.zeros((nq, block_q), v.dtype))
+    (_, y, z), _ = lax.scan(step, init, (kb, vb, jnp.arange(nk) * block_k))
+    return (y / z[..., None]).reshape(nq * block_q, dv)[:L]
+
+
+def _matrix_one(q, k, v):
+    L = q.shape[0]
+    s = jnp.where(jnp.tril(jnp.ones((L, L), bool)), q @ k.T, -jnp.inf)
+    return jax.nn.softmax(s, axis=-1) @ v
+
+
+_recurrent = jax.jit(_batched(_recurrent_one))
+_online = jax.jit(_batched(_online_one))
+_blocked = jax.jit(_batched(_blocked_one), static_argnums=(3, 4))
+_matrix = jax.jit(_batched(_matrix_one))
+
+
+def causal_attention_recurrent(q, k, v) -> jax.Array:
+    """Causal softmax attention as the post's RNN, *without* a running maximum.
+
+    For each query ``i`` the state ``(y_i, z_i)`` (``d_v + 1`` numbers) starts at zero and reads
+    the keys newest first, ``j = i, i-1, …, 0``, adding ``e^{q_i·k_j} (v_j, 1)``; the output is
+    ``o_i = y_i / z_i``. Every query runs its own pass, so the work is ``O(L²)`` score evaluations
+    while the state stays fixed-size.
+
+    The exponentials are not shifted: once ``Σ_j e^{q_i·k_j}`` passes ``finfo.max`` (log 709.8 in
+    float64, 88.7 in float32) ``z_i`` is infinite, and scores that all lie below about ``-745``
+    (float64) make it zero; the output becomes ``nan`` or ``0``. On XLA's CPU backend, which
+    divides by multiplying with ``1/z`` and flushes subnormals to zero, the output is already 0
+    once ``z_i > 1/finfo.tiny`` (log 708.4 in float64, 87.3 in float32). That is the point of
+    this form — use :func:`causal_attention_online` for the safe version.
+
+    Args:
+        q, k: ``(..., L, d)``; v: ``(..., L, d_v)``; the same leading (batch) dimensions. Integer
+            input is computed in JAX's default float; float input keeps its dtype.
+
+    Returns:
+        ``(..., L, d_v)``: ``o_i = Σ_{j<=i} e^{q_i·k_j} v_j / Σ_{j<=i} e^{q_i·k_j}``.
+    """
+    return _recurrent(*_check_qkv(q, k, v))
+
+
+def causal_attention_online(q, k, v) -> jax.Array:
+    """Causal softmax attention as an RNN with a running maximum (the online softmax).
+
+    The state per query is ``(m_i, y_i, z_i)``: with ``s = q_i·k_j`` and ``m' = max(m_i, s)``, one
+    step is ``y ← e^{m_i - m'} y + e^{s - m'} v_j``, ``z ← e^{m_i - m'} z + e^{s - m'}``,
+    ``m_i ← m'``, so that ``(y, z) = e^{-m} Σ e^{q_i·k_j}(v_j, 1)`` and no exponent is positive
+    (Rabe & Staats 2021; Milakov & Gimelshein 2018). Same order of keys and same work as
+    :func:`causal_attention_recurrent`.
+
+    Args:
+        q, k: ``(..., L, d)``; v: ``(..., L, d_v)``; the same leading dimensions.
+
+    Returns:
+        ``(..., L, d_v)``, finite for every finite input.
+    """
+    return _online(*_check_qkv(q, k, v))
+
+
+def causal_attention_blocked(q, k, v, *, block_q: int = 64, block_k: int = 64) -> jax.Array:
+    """Causal softmax attention in FlashAttention's blocks of queries and keys.
+
+    Queries are cut into blocks of ``block_q`` rows (processed side by side) and keys/values into
+    blocks of ``block_k``; a scan over the key blocks merges each block's scores into every row's
+    running ``(m, y, z)`` as :func:`causal_attention_online` does one key at a time. ``L`` need
+    not be a multiple of the blocks (the tail is padded and masked). Live scores: one
+    ``(L, block_k)`` slab instead of the ``(L, L)`` matrix. Blocks above the diagonal are masked,
+    not skipped (FlashAttention skips them), so the work is ``L²`` scores, not ``L²/2``.
+
+    Args:
+        q, k: ``(..., L, d)``; v: ``(..., L, d_v)``; the same leading dimensions.
+        block_q, block_k: block sizes, ints >= 1.
+
+    Returns:
+        ``(..., L, d_v)``.
+    """
+    q, k, v = _check_qkv(q, k, v)
+    return _blocked(q, k, v, positive_int("block_q", block_q), positive_int("block_k", block_k))
+
+
+def causal_attention_matrix(q, k, v) -> jax.Array:
+    """Causal softmax attention as the masked matrix ``softmax(Q Kᵀ + M) V`` (``M_ij = -∞``, j > i).
+
+    The reference form: one ``(L, L)`` score matrix per sequence (``O(L²)`` memory), row-wise
+    softmax with its maximum subtracted (``jax.nn.softmax``).
+
+    Args:
+        q, k: ``(..., L, d)``; v: ``(..., L, d_v)``; the same leading dimensions.
+
+    Returns:
+        ``(..., L, d_v)``.
+    """
+    return _matrix(*_check_qkv(q, k, v))
+
+
+def causal_attention(q, k, v, *, form: str = "online", block_q: int = 64,
+                     block_k: int = 64) -> jax.Array:
+    """Causal softmax attention in any of :data:`ATTENTION_FORMS` (same outputs, different cost).
+
+    ``"recurrent"``: :func:`causal_attention_recurrent` (the post's RNN, no max: overflows);
+    ``"online"``: :func:`causal_attention_online`; ``"blocked"``:
+    :func:`causal_attention_blocked` (with ``block_q``, ``block_k``); ``"matrix"``:
+    :func:`causal_attention_matrix`. Shapes as there: ``(..., L, d)``, ``(..., L, d)``,
+    ``(..., L, d_v)`` to ``(..., L, d_v)``.
+    """
+    one_of("form", form, ATTENTION_FORMS)
+    if form == "blocked":
+        return causal_attention_blocked(q, k, v, block_q=block_q, block_k=block_k)
+    return {"recurrent": causal_attention_recurrent, "online": causal_attention_online,
+            "matrix": causal_attention_matrix}[form](q, k, v)
+
+
+def _features(x, feature: str):
+    return jax.nn.elu(x) + 1.0 if feature == "elu1" else x
+
+
+def _linear_one(q, k, v, feature: str, normalize: bool):
+    fq, fk = _features(q, feature), _features(k, feature)
+
+    def step(carry, x):
+        S, z = carry
+        fq_t, fk_t, v_t = x
+        S = S + jnp.outer(fk_t, v_t)
+        z = z + fk_t
+        o = fq_t @ S
+        return (S, z), (o / (fq_t @ z) if normalize else o)
+
+    init = (jnp.zeros((q.shape[-1], v.shape[-1]), v.dtype), jnp.zeros(q.shape[-1], v.dtype))
+    _, out = lax.scan(step, init, (fq, fk, v))
+    return out
+
+
+_linear = jax.jit(_batched(_linear_one), static_argnums=(3, 4))
+
+
+def linear_attention_recurrent(q, k, v, *, feature: str = "elu1",
+                               normalize: bool = True) -> jax.Array:
+    """Causal linear attention as an RNN with a fixed-size state (Katharopoulos et al. 2020).
+
+    With a feature map ``φ``, the state is ``S_t = S_{t-1} + φ(k_t) v_tᵀ`` (``d × d_v``) and
+    ``z_t = z_{t-1} + φ(k_t)`` (``d``); the output is ``o_t = φ(q_t)ᵀ S_t / φ(q_t)ᵀ z_t``
+    (or ``φ(q_t)ᵀ S_t`` without ``normalize``). Equal to the masked product
+    ``(φ(Q) φ(K)ᵀ ∘ M) V`` row-normalized, but the state does not grow with ``t``.
+
+    Args:
+        q, k: ``(..., L, d)``; v: ``(..., L, d_v)``; the same leading dimensions.
+        feature: ``"elu1"`` (``φ(x) = elu(x) + 1 > 0``, the paper's) or ``"identity"``.
+        normalize: divide by ``φ(q_t)ᵀ z_t``. With ``"identity"`` that denominator can be zero
+            or negative; use ``normalize=False`` there (an outer-product associative memory).
+
+    Returns:
+        ``(..., L, d_v)``.
+    """
+    one_of("feature", feature, LINEAR_FEATURES)
+    if not isinstance(normalize, (bool, np.bool_)):
+        raise TypeError(f"normalize must be a bool, got {type(normalize).__name__}")
+    return _linear(*_check_qkv(q, k, v), feature, bool(normalize))
+
+
+def _stack_cached(tokens, embed, weights):
+    x = embed[tokens]
+    for W in weights:  # the layers in turn, each with its keys and values for every position
+        x = _online_one(x @ W[0], x @ W[1], x @ W[2])
+    return x
+
+
+def _stack_recompute(tokens, embed, weights):
+    dtype = embed.dtype
+
+    def hidden(layer: int, j):
+        """Layer ``layer``'s output at position j, recomputed from the token ids (no cache)."""
+        if layer == 0:
+            return embed[tokens[j]]
+        W = weights[layer - 1]
+        q = hidden(layer - 1, j) @ W[0]
+
+        def body(t, carry):
+            m, y, z = carry
+            x_t = hidden(layer - 1, t)  # recomputed for every query of every layer above
+            s = q @ (x_t @ W[1])
+            m_new = jnp.maximum(m, s)
+            alpha, p = jnp.exp(m - m_new), jnp.exp(s - m_new)
+            return m_new, alpha * y + p * (x_t @ W[2]), alpha * z + p
+
+        init = (jnp.array(-jnp.inf, dtype), jnp.zeros(embed.shape[1], dtype), jnp.array(0, dtype))
+        _, y, z = lax.fori_loop(0, j + 1, body, init)  # dynamic bound: exactly j + 1 keys
+        return y / z
+
+    return lax.map(lambda j: hidden(weights.shape[0], j), jnp.arange(tokens.shape[0]))
+
+
+_stack = {"cached": jax.jit(_stack_cached), "recompute": jax.jit(_stack_recompute)}
+
+
+def attention_stack(tokens, embed, weights, *, mode: str = "cached") -> jax.Array:
+    """A causal attention-only model: token embeddings, then ``layers`` softmax-attention layers.
+
+    Layer ``l`` maps its input rows ``x_j`` to ``o_i = Σ_{j<=i} e^{q_i·k_j} v_j / Σ e^{q_i·k_j}``
+    with ``q, k, v = x W_l[0], x W_l[1], x W_l[2]`` (no residual, no MLP, one head: the
+    token-wise parts do not change the counting). Two schedules, equal outputs:
+
+    ``"cached"``: layer by layer, keeping every position's keys and values (the KV cache):
+    ``O(layers · L · d)`` memory and ``layers · L(L+1)/2`` score evaluations.
+
+    ``"recompute"``: the post's constant-memory extreme. Output ``i`` of layer ``l`` runs an
+    online-softmax recurrence over ``j <= i`` whose keys and values are recomputed from the token
+    ids through every layer below, for every use; nothing is cached, so the working memory is
+    ``O(layers · d)`` whatever ``L`` (besides the token ids and the ``(L, d)`` result), and the
+    score evaluations grow like ``L^{layers+1} / (layers+1)!``. Tracing grows like ``2^layers``.
+
+    Args:
+        tokens: ``(L,)`` ints in ``[0, vocab)``.
+        embed: ``(vocab, d)`` token embeddings.
+        weights: ``(layers, 3, d, d)``: each layer's ``W_q, W_k, W_v`` (applied as ``x @ W``).
+        mode: ``"cached"`` or ``"recompute"``.
+
+    Returns:
+        ``(L, d)``: the last layer's output at every position.
+    """
+    one_of("mode", mode, STACK_MODES)
+    return _stack[mode](*_check_stack(tokens, embed, weights))
+
+
+def _check_stack(tokens, embed, weights):
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 1 or tokens.size < 1 or not np.issubdtype(tokens.dtype, np.integer):
+        raise TypeError(f"tokens must be a 1-d array of ints with L >= 1 entries, got dtype "
+                        f"{tokens.dtype} and shape {tokens.shape}")
+    embed = as_finite_array("embed", embed)
+    if embed.ndim != 2 or min(embed.shape) < 1:
+        raise ValueError(f"embed must have shape (vocab, d) with vocab, d >= 1, got {embed.shape}")
+    if tokens.min() < 0 or tokens.max() >= embed.shape[0]:
+        raise ValueError(f"tokens must lie in [0, vocab = {embed.shape[0]}), got "
+                         f"{tokens.min()}…{tokens.max()}")
+    weights = as_finite_array("weights", weights)
+    d = embed.shape[1]
+    if weights.ndim != 4 or weights.shape[0] < 1 or weights.shape[1:] != (3, d, d):
+        raise ValueError(f"weights must have shape (layers, 3, {d}, {d}) with layers >= 1, "
+                         f"got {weights.shape}")
+    dtype = _float_dtype(embed, weights)
+    return jnp.asarray(tokens), jnp.asarray(embed, dtype), jnp.asarray(weights, dtype)
+
+
+#: Kernels :func:`compiled_temp_bytes` can measure: the attention forms, linear attention and the
+#: two schedules of :func:`attention_stack`.
+MEMORY_KINDS = (*ATTENTION_FORMS, "linear", "stack-cached", "stack-recompute")
+
+
+def compiled_temp_bytes(kind: str, *args, block_q: int = 64, block_k: int = 64,
+                        feature: str = "elu1", normalize: bool = True) -> int:
+    """Bytes of temporaries XLA assigns to one of this module's compiled kernels for ``args``.
+
+    The kernel is lowered and compiled for the shapes of ``args`` (nothing runs) and its
+    ``memory_analysis()`` is read: ``temp_size_in_bytes`` counts XLA's scratch buffers, not the
+    arguments or the result. A property of the compiled program, deterministic for one JAX/XLA
+    version and backend; it can change between versions.
+
+    Args:
+        kind: one of :data:`MEMORY_KINDS`: an attention form (``"recurrent"``, ``"online"``,
+            ``"blocked"``, ``"matrix"``), ``"linear"`` (:func:`linear_attention_recurrent`) or
+            ``"stack-cached"`` / ``"stack-recompute"`` (:func:`attention_stack`).
+        args: the arguments of that function: ``q, k, v`` or ``tokens, embed, weights``.
+        block_q, block_k: for ``"blocked"``; feature, normalize: for ``"linear"``.
+
+    Returns:
+        the number of bytes, an int.
+
+    Raises:
+        RuntimeError: if this JAX cannot report a memory analysis.
+    """
+    one_of("kind", kind, MEMORY_KINDS)
+    if kind.startswith("stack-"):
+        if len(args) != 3:
+            raise TypeError(f"kind {kind!r} takes (tokens, embed, weights), got {len(args)} arguments")
+        fn, call = _stack[kind[6:]], _check_stack(*args)
+    else:
+        if len(args) != 3:
+            raise TypeError(f"kind {kind!r} takes (q, k, v), got {len(args)} arguments")
+        call = _check_qkv(*args)
+        if kind == "blocked":
+            fn = _blocked
+            call = (*call, positive_int("block_q", block_q), positive_int("block_k", block_k))
+        elif kind == "linear":
+            one_of("feature", feature, LINEAR_FEATURES)
+            fn, call = _linear, (*call, feature, bool(normalize))
+        else:
+            fn = {"recurrent": _recurrent, "online": _online, "matrix": _matrix}[kind]
+    stats = fn.lower(*call).compile().memory_analysis()
+    if stats is None:
+        raise RuntimeError("this JAX backend reports no memory analysis for compiled functions")
+    return int(stats.temp_size_in_bytes)
