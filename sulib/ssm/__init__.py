@@ -56,7 +56,9 @@ build their matrices with NumPy and always return float64 / complex128.
 
 Convolution kernels ``K_j = C^* Abar^j Bbar`` of a time-invariant system (by powers, diagonal,
 S4's DPLR route, the rational transfer function) and the FFT convolution that applies them are in
-:mod:`sulib.ssm.kernels`.
+:mod:`sulib.ssm.kernels`; why S4 avoids diagonalizing LegS in :mod:`sulib.ssm.dplr_analysis`; the
+rational transfer function's stability test in :mod:`sulib.ssm.stability`; nonlinear recurrences
+solved in parallel by fixed-point/Newton sweeps (DEER) in :mod:`sulib.ssm.deer`.
 """
 
 from __future__ import annotations
@@ -122,6 +124,13 @@ from sulib.ssm.stability import (  # noqa: F401
     reflection_coefficients_exact,
     legs_transfer_exact,
 )
+from sulib.ssm.deer import (  # noqa: F401
+    deer_solve,
+    deer_sweep,
+    DeerResult,
+    rnn_sequential,
+    sweep_flops,
+)
 from sulib.ssm.flops import (  # noqa: F401
     jaxpr_flops,
 )
@@ -171,4 +180,9 @@ __all__ = [
     "schur_cohn_stable",
     "reflection_coefficients_exact",
     "legs_transfer_exact",
+    "deer_solve",
+    "deer_sweep",
+    "DeerResult",
+    "rnn_sequential",
+    "sweep_flops",
 ]
