@@ -3,12 +3,16 @@
 Modules:
     derive     -- chains of equalities verified by SymPy as they are displayed
     fit        -- power-law (log-log) fits with the standard error of the exponent
-    attention  -- softmax attention entropy kernels (JAX)
+    attention  -- softmax attention entropy kernels; causal attention as a recurrence, online, blocked
+                  and masked; linear attention as an RNN (JAX)
     hippo_symbolic -- exact SymPy derivations of the HiPPO matrices from their projection integrals
     optim      -- projected SGD on a ball, regret and its bound (JAX)
     diffusion  -- Gaussian-mixture diffusion ODEs with exact flows, few-step solvers, AMED (JAX, diffrax, optax)
+    ddpm       -- discrete VP schedules, the mixture's exact ε and score in VP coordinates, ancestral
+                  sampling, exact Gaussian ELBOs (JAX)
     scaling    -- the quantization model of neural scaling: exact Zipf tails, simulations, sparse parity (JAX)
-    ssm        -- HiPPO matrices, discretizations, scans and projections of linear state-space models (JAX)
+    ssm        -- linear state-space models: HiPPO matrices, discretizations, scans, projections,
+                  convolution kernels (S4's DPLR route, rational transfer functions), DEER (JAX)
     report     -- deterministic tables for notebook output, and the verdict that ends a chapter
     plotting   -- the book's figure style and a check that every axis is labelled
 """
