@@ -517,10 +517,12 @@ def causal_attention_recurrent(q, k, v) -> jax.Array:
 
     The exponentials are not shifted: once ``Σ_j e^{q_i·k_j}`` passes ``finfo.max`` (log 709.8 in
     float64, 88.7 in float32) ``z_i`` is infinite, and scores that all lie below about ``-745``
-    (float64) make it zero; the output becomes ``nan`` or ``0``. On XLA's CPU backend, which
-    divides by multiplying with ``1/z`` and flushes subnormals to zero, the output is already 0
-    once ``z_i > 1/finfo.tiny`` (log 708.4 in float64, 87.3 in float32). That is the point of
-    this form — use :func:`causal_attention_online` for the safe version.
+    (float64) make it zero; the output becomes ``nan`` or ``0``. It can fail earlier: XLA may
+    rewrite the division as a multiplication by a reciprocal (``1/z``, or ``e^{-s}`` when ``z``
+    is a single exponential), and the CPU flushes subnormals to zero, so the output can already
+    be 0 once ``z_i > 1/finfo.tiny`` (log 708.4 in float64, 87.3 in float32). Whether XLA
+    rewrites depends on the shapes, the platform and the JAX version. That is the point of this
+    form — use :func:`causal_attention_online` for the safe version.
 
     Args:
         q, k: ``(..., L, d)``; v: ``(..., L, d_v)``; the same leading (batch) dimensions. Integer
@@ -690,7 +692,8 @@ def attention_stack(tokens, embed, weights, *, mode: str = "cached") -> jax.Arra
 
     Layer ``l`` maps its input rows ``x_j`` to ``o_i = Σ_{j<=i} e^{q_i·k_j} v_j / Σ e^{q_i·k_j}``
     with ``q, k, v = x W_l[0], x W_l[1], x W_l[2]`` (no residual, no MLP, one head: the
-    token-wise parts do not change the counting). Two schedules, equal outputs:
+    token-wise parts would change the constants of the counts, not their degree). Two
+    schedules, equal outputs:
 
     ``"cached"``: layer by layer, keeping every position's keys and values (the KV cache):
     ``O(layers · L · d)`` memory and ``layers · L(L+1)/2`` score evaluations.
@@ -699,7 +702,9 @@ def attention_stack(tokens, embed, weights, *, mode: str = "cached") -> jax.Arra
     online-softmax recurrence over ``j <= i`` whose keys and values are recomputed from the token
     ids through every layer below, for every use; nothing is cached, so the working memory is
     ``O(layers · d)`` whatever ``L`` (besides the token ids and the ``(L, d)`` result), and the
-    score evaluations grow like ``L^{layers+1} / (layers+1)!``. Tracing grows like ``2^layers``.
+    score evaluations number ``Σ_{b=1}^{N} C(N, b) C(L+b, b+1)`` for ``N = layers``, a
+    polynomial of degree ``N + 1`` with leading coefficient ``1/(N+1)!``; every key and value
+    projection is repeated with them. Tracing grows like ``2^layers``.
 
     Args:
         tokens: ``(L,)`` ints in ``[0, vocab)``.

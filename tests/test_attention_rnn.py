@@ -90,6 +90,21 @@ def test_the_unshifted_recurrence_overflows_and_underflows_where_the_online_form
                                numpy_attention(q[None], k[None], v[None])[0], atol=1e-12)
 
 
+def test_the_sum_overflows_although_every_term_is_finite():
+    # three equal scores of 709 < log(max float64) ≈ 709.78 < 709 + log 3: each e^s is finite, the
+    # sum of the three is not. Rows 0 and 1 stay below the threshold; row 2 cannot be right
+    # whatever XLA does with the division (y / inf, y · (1/inf) and inf / inf are 0 or nan).
+    q, k = np.full((3, 1), 709.0), np.ones((3, 1))
+    v = np.array([[0.5], [0.75], [1.0]])
+    exact = np.cumsum(v[:, 0]) / np.arange(1, 4)               # equal weights: running means
+    plain = np.asarray(causal_attention_recurrent(q, k, v))[:, 0]
+    assert not abs(plain[2] - exact[2]) <= 0.25                 # nan compares False
+    np.testing.assert_allclose(np.asarray(causal_attention_online(q, k, v))[:, 0], exact,
+                               rtol=1e-12)
+    with np.errstate(over="ignore"):
+        assert np.all(np.isfinite(np.exp(q[:, 0]))) and not np.isfinite(np.exp(q[:, 0]).sum())
+
+
 def test_float32_input_is_computed_in_float32_and_overflows_at_its_own_threshold():
     q = np.array([[90.0], [1.0]], np.float32)        # e^90 > float32 max ≈ e^88.7
     k = np.ones((2, 1), np.float32)
