@@ -11,6 +11,7 @@ rejected with an error naming the argument.
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -34,6 +35,8 @@ from sulib.ssm.deer import (
     sweep_flops,
     tanh_rnn_cell,
 )
+from sulib.ssm.deer import _real_flops  # the counter behind sweep_flops
+from sulib.ssm.flops import jaxpr_flops
 
 jax.config.update("jax_enable_x64", True)
 
@@ -151,6 +154,16 @@ def test_sweep_n_is_exact_on_the_first_n_states(system):
         assert np.abs(its[-1] - seq).max() <= 1e-13 * scale
 
 
+def test_newton_needs_a_handful_of_sweeps_at_n_32_too():
+    # the chapter measures N = 6 and 16 (three systems each, radius 0.9, T = 256); N = 32 here
+    for seed in range(3):
+        g = np.random.default_rng(100 + seed).standard_normal((32, 32))
+        A = 0.9 * g / np.abs(np.linalg.eigvals(g)).max()
+        u = 0.5 * np.random.default_rng(200 + seed).standard_normal((256, 32))
+        res = deer_solve(TANH_RNN, A, u, np.zeros(32))
+        assert res.converged and res.n_sweeps <= 8  # measured 6, 6, 6
+
+
 @settings(max_examples=20, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.sampled_from([1, 3]), st.floats(0.0, 0.95))
 def test_newton_fixed_point_is_the_sequential_scan(seed, N, radius):
@@ -258,6 +271,31 @@ def test_gru_cells_run_under_every_method():
             res = deer_solve(cell, p, x, h0, method=method, **extra)
             assert res.converged
             np.testing.assert_allclose(res.states, seq, rtol=0, atol=1e-10)
+
+
+def test_real_flops_counts_complex_arithmetic_in_real_operations():
+    z, x = np.ones(5, complex), np.ones(5)
+    assert _real_flops(lambda a: a * a, z) == 6 * 5  # (a + bi)(c + di): 4 mul + 2 add
+    assert _real_flops(lambda a: a + a, z) == 2 * 5
+    assert _real_flops(lambda a: a / a, z) == 11 * 5
+    M, v = np.ones((3, 4), complex), np.ones(4, complex)
+    assert _real_flops(lambda m, w: m @ w, M, v) == 4 * (2 * 3 * 4)
+
+    def body(carry, w):  # inside a scan: counted once per step
+        return carry * w + carry, None
+
+    assert _real_flops(lambda w: jax.lax.scan(body, z[0], w)[0], z) == 5 * (6 + 2)
+    real = lambda a: jnp.tanh(a) * a + a @ a  # noqa: E731
+    assert _real_flops(real, x) == jaxpr_flops(real, x)
+
+
+def test_sweep_flops_counts_the_fixed_methods_complex_basis_changes():
+    T, N = 32, 6
+    A, u, _ = random_tanh(10, N, T)
+    fixed = sweep_flops(TANH_RNN, A, u, np.zeros(N), method="fixed", A=A)
+    # two complex (N, N) matrix-vector products per step (into and out of A's eigenbasis,
+    # 4 · 2N² real operations each) and the RNN step's real one (2N²)
+    assert fixed >= T * (2 * 4 * 2 * N * N + 2 * N * N)
 
 
 def test_sweep_flops_scale_as_n_cubed_for_newton_and_n_squared_otherwise():

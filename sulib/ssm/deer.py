@@ -372,7 +372,8 @@ def _check_inputs(cell, params, xs, h0):
     params = jax.tree_util.tree_unflatten(tree, [jnp.asarray(x, dtype) for x in leaves])
     xs, h0 = jnp.asarray(xs, dtype), jnp.asarray(h0, dtype)
     try:
-        out = jax.eval_shape(cell.f, h0, xs[0], params)
+        # shapes only: slicing xs[0] would compile a program per shape
+        out = jax.eval_shape(cell.f, h0, jax.ShapeDtypeStruct(xs.shape[1:], xs.dtype), params)
     except Exception as exc:
         raise ValueError(f"cell.f(h0, xs[0], params) fails: {exc}") from exc
     if getattr(out, "shape", None) != h0.shape:
@@ -443,13 +444,16 @@ _sweep_jit = jax.jit(_sweep, static_argnames=("cell", "method"))
 
 
 def sweep_flops(cell, params, xs, h0, *, method: str = "newton", A=None) -> int:
-    """Arithmetic operations of one sweep, counted on its jaxpr (:func:`sulib.ssm.jaxpr_flops`).
+    """Arithmetic operations of one sweep, counted on its jaxpr, in real operations.
 
     Counts the cell's evaluations, the linear part (Jacobians for ``"newton"`` and
     ``"quasi"``), the right-hand side, the scan and, for ``"fixed"``, the changes of basis;
     not the one-time work (the eigendecomposition of ``A``; the Jacobians at the zero state
-    for ``"input"``). Transcendental functions (tanh, sigmoid) count 0 and a complex operation
-    counts 1, as in ``jaxpr_flops``. Deterministic; nothing is run.
+    for ``"input"``). The count is :func:`sulib.ssm.jaxpr_flops` (transcendental functions such
+    as tanh and sigmoid count 0) with complex arithmetic, which only ``"fixed"`` does (it scans
+    in ``A``'s complex eigenbasis), converted to real operations by :func:`_real_flops`: a
+    complex multiplication counts 6, an addition 2, a matrix product 4 times its real count.
+    Deterministic; nothing is run.
 
     Args:
         as in :func:`deer_sweep`.
@@ -457,16 +461,60 @@ def sweep_flops(cell, params, xs, h0, *, method: str = "newton", A=None) -> int:
     Returns:
         the operation count, an int.
     """
-    from sulib.ssm.flops import jaxpr_flops
-
     cell, params, xs, h0 = _check_inputs(cell, params, xs, h0)
     fixed = _check_method(method, A, h0.shape[0], h0.dtype)
     if method == "input":
         fixed = jax.eval_shape(
             jax.vmap(_jac(cell), in_axes=(None, 0, None)), h0, xs, params)
-        fixed = jnp.zeros(fixed.shape, fixed.dtype)
-    guess = jnp.zeros((xs.shape[0], h0.shape[0]), h0.dtype)
-    return jaxpr_flops(lambda h: _sweep(cell, method, params, xs, h0, h, fixed, 0.0), guess)
+        fixed = np.zeros(fixed.shape, fixed.dtype)
+    guess = np.zeros((xs.shape[0], h0.shape[0]), h0.dtype)
+    return _real_flops(lambda h: _sweep(cell, method, params, xs, h0, h, fixed, 0.0), guess)
+
+
+#: Real operations per complex one: (a + bi)(c + di) takes 4 multiplications and 2 additions;
+#: a division 6 multiplications, 3 additions and 2 divisions; other elementwise operations act
+#: on the two parts (2); in a complex matrix product each multiply-add is 6 + 2 = 8 real
+#: operations, 4 times the real product's 2.
+_COMPLEX_OPS = {"mul": 6, "div": 11}
+_COMPLEX_OTHER, _COMPLEX_DOT, _COMPLEX_REDUCE = 2, 4, 2
+
+
+def _is_complex(var) -> bool:
+    dtype = getattr(getattr(var, "aval", None), "dtype", None)
+    return dtype is not None and jnp.issubdtype(dtype, jnp.complexfloating)
+
+
+def _complex_surplus(jaxpr) -> int:
+    """What :func:`sulib.ssm.flops.jaxpr_flops` leaves out for complex equations: the
+    operations it counts once, times (real operations per complex one - 1)."""
+    from sulib.ssm.flops import _ELEMENTWISE, _sub_jaxprs
+
+    total = 0
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        if name in _ELEMENTWISE and any(map(_is_complex, eqn.outvars)):
+            size = sum(int(np.prod(v.aval.shape)) for v in eqn.outvars)
+            total += (_COMPLEX_OPS.get(name, _COMPLEX_OTHER) - 1) * size
+        elif name in ("cumsum", "cumprod", "reduce_sum", "reduce_max") and _is_complex(
+                eqn.invars[0]):
+            total += (_COMPLEX_REDUCE - 1) * int(np.prod(eqn.invars[0].aval.shape))
+        elif name == "dot_general" and any(map(_is_complex, eqn.invars)):
+            (contract, _), _ = eqn.params["dimension_numbers"]
+            lhs = eqn.invars[0].aval.shape
+            size = sum(int(np.prod(v.aval.shape)) for v in eqn.outvars)
+            total += (_COMPLEX_DOT - 1) * 2 * size * int(np.prod([lhs[d] for d in contract]))
+        for sub in _sub_jaxprs(eqn.params):
+            inner = _complex_surplus(sub)
+            total += inner * int(eqn.params.get("length", 1)) if name == "scan" else inner
+    return total
+
+
+def _real_flops(fn, *args) -> int:
+    """:func:`sulib.ssm.jaxpr_flops` with complex operations counted in real ones."""
+    from sulib.ssm.flops import _count_jaxpr  # jaxpr_flops's counter, on the same trace
+
+    jaxpr = jax.make_jaxpr(fn)(*args).jaxpr
+    return _count_jaxpr(jaxpr) + _complex_surplus(jaxpr)
 
 
 def deer_solve(cell, params, xs, h0, *, method: str = "newton", A=None, guess=None,
@@ -503,8 +551,8 @@ def deer_solve(cell, params, xs, h0, *, method: str = "newton", A=None, guess=No
     cell, params, xs, h0 = _check_inputs(cell, params, xs, h0)
     T, N = xs.shape[0], h0.shape[0]
     fixed = _check_method(method, A, N, h0.dtype)
-    if guess is None:
-        guess = jnp.broadcast_to(h0, (T, N))
+    if guess is None:  # on the host: jnp.broadcast_to would compile a program per shape
+        guess = np.broadcast_to(np.asarray(h0), (T, N))
     else:
         guess = as_finite_array("guess", guess)
         if guess.shape != (T, N):
