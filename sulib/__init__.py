@@ -5,11 +5,20 @@ Modules:
     fit        -- power-law (log-log) fits with the standard error of the exponent
     attention  -- softmax attention entropy kernels; causal attention as a recurrence, online, blocked
                   and masked; linear attention as an RNN (JAX)
+    sparsity   -- measures of sparsity (mean/max, l_q/l_p, Hoyer, Gini) and Hurley & Rickard's six criteria
+                  as randomized testers (JAX)
+    concentration -- sparsity index of attention weights: closed forms, quadrature, Monte Carlo, finite n,
+                  linear attention, decay (JAX)
     hippo_symbolic -- exact SymPy derivations of the HiPPO matrices from their projection integrals
     optim      -- projected SGD on a ball, regret and its bound (JAX)
     diffusion  -- Gaussian-mixture diffusion ODEs with exact flows, few-step solvers, AMED (JAX, diffrax, optax)
     ddpm       -- discrete VP schedules, the mixture's exact ε and score in VP coordinates, ancestral
                   sampling, exact Gaussian ELBOs (JAX)
+    sde        -- the SDE view of diffusion: VE/VP/sub-VP drift and diffusion coefficients, reverse-time
+                  Euler-Maruyama with the mixture's exact score (JAX)
+    reflow     -- rectified flow on the mixture: exact marginal velocity, ReFlow and WGAN-GP critics (JAX, optax)
+    sid        -- score identity distillation of a one-step generator from the exact mixture teacher (JAX, optax)
+    nets       -- small MLPs (a list of (W, b) pairs) for the toy training runs
     scaling    -- the quantization model of neural scaling: exact Zipf tails, simulations, sparse parity (JAX)
     ssm        -- linear state-space models: HiPPO matrices, discretizations, scans, projections,
                   convolution kernels (S4's DPLR route, rational transfer functions), DEER (JAX)
