@@ -1,7 +1,8 @@
 """Benchmarks: each kernel against a reference implementation, as a ratio measured in the same run.
 
     python3 tasks.py bench          (or: .venv/bin/python benchmarks/attention.py;
-                                     add `rnn` for the post-10017 comparison alone)
+                                     add `rnn` for the post-10017 comparison alone,
+                                     `stats` for the fused softmax-statistics kernel alone)
 
 Ratios (reference time / sulib time) are what to compare between machines: each is the median of
 per-round ratios over interleaved rounds, with its range (see ``_timing.py``);
@@ -22,11 +23,14 @@ import jax.numpy as jnp  # noqa: E402
 from sulib.attention import (attention_scores, attention_stack, causal_attention_blocked,  # noqa: E402
                              causal_attention_matrix, causal_attention_online,
                              causal_attention_recurrent, compiled_temp_bytes,
-                             linear_attention_recurrent, prefix_entropy_terms, softmax_entropy)
+                             linear_attention_recurrent, prefix_entropy_terms, softmax_entropy,
+                             softmax_stats)
 from sulib.fit import power_law_fit  # noqa: E402
 
 ROUNDS = 31
 ROUNDS_RNN = 9  # the recurrences take up to about 1 s a call at n = 4096
+ROUNDS_STATS = 15  # the NumPy reference takes about 0.3-1 s a call at n = 2^20
+STATS_SIZES = ((4096, 32), (65536, 32), (2**20, 4))  # (n, rows): fewer rows at 2^20
 
 
 def numpy_entropy(scores: np.ndarray, lams: np.ndarray) -> np.ndarray:
@@ -39,6 +43,67 @@ def numpy_entropy(scores: np.ndarray, lams: np.ndarray) -> np.ndarray:
         p = e / e.sum(axis=-1, keepdims=True)
         out.append(np.log(e.sum(axis=-1)) - (p * z).sum(axis=-1))  # entropy of the shifted logits
     return np.array(out)
+
+
+def numpy_stats(scores: np.ndarray, lams: np.ndarray) -> np.ndarray:
+    """Float64 NumPy reference of ``softmax_stats``: ``(4, len(lams), ...)`` = logsumexp, entropy, Σp², max p."""
+    out = []
+    for lam in lams:
+        z = lam * scores
+        z_max = z.max(axis=-1, keepdims=True)
+        e = np.exp(z - z_max)
+        total = e.sum(axis=-1, keepdims=True)
+        p = e / total
+        lse = z_max[..., 0] + np.log(total[..., 0])
+        out.append((lse, lse - (p * z).sum(axis=-1), (p * p).sum(axis=-1), p.max(axis=-1)))
+    return np.moveaxis(np.array(out), 1, 0)
+
+
+def softmax_stats_bench() -> None:
+    """The fused kernel ``softmax_stats`` (8 scales) against its NumPy reference, and its exponentials
+    per second against the machine's own rate for that work, measured in the same rounds: a jitted
+    ``jnp.sum(jnp.exp(x), -1)`` over one scale's worth of exponents ((rows, n), nothing written
+    out: XLA's fastest exp, vectorized inside its reduction), float64 and float32.
+
+    ``% of exp`` is, per round, (k·rows·n / kernel time) / (rows·n / exp time): the share of that
+    rate the kernel reaches while also taking three sums per element. The float64 kernel uses its
+    own exp (``_exp_nonpositive``), not XLA's, so it can pass 100 %.
+    Accuracy: each variant's max |Δ| of H and Σp² against the float64 NumPy reference.
+    """
+    lams = np.linspace(0.05, 1.0, 8)
+    k = len(lams)
+    print(f"\nfused softmax statistics (softmax_stats: logsumexp, entropy, Σp², max p), {k} scales, "
+          f"{ROUNDS_STATS} rounds; ratio = NumPy time / kernel time")
+    exp_jit = jax.jit(lambda x: jnp.sum(jnp.exp(x), axis=-1))
+    print(f"{'n':>8}{'rows':>5}{'numpy s':>9}{'dtype':>9}{'ratio (range)':>20}{'Mexp/s':>8}"
+          f"{'exp Mexp/s (range)':>22}{'% of exp (range)':>22}{'max|ΔH|':>10}{'max|ΔΣp²|':>11}")
+    for n, rows in STATS_SIZES:
+        scores = attention_scores(jax.random.PRNGKey(2), "gaussian", n, 64, queries=rows)
+        host = np.asarray(scores)
+        want = numpy_stats(host, lams)
+        err = {}
+        for dt in ("float64", "float32"):
+            got = softmax_stats(scores, lams, dtype=dt)
+            err[dt] = [float(np.abs(np.asarray(g) - w).max()) for g, w in
+                       zip((got.logsumexp, got.entropy, got.sum_p2, got.max_p), want)]
+        assert max(err["float64"]) < 1e-9, err
+        neg = -np.abs(host)  # the kernel's exponents are <= 0 too
+        x64, x32 = jnp.asarray(neg), jnp.asarray(neg, dtype=jnp.float32)
+        fns = {"ref": lambda: numpy_stats(host, lams),
+               "float64": lambda: softmax_stats(scores, lams).entropy.block_until_ready(),
+               "float32": lambda: softmax_stats(scores, lams, dtype="float32").entropy.block_until_ready(),
+               "exp64": lambda: exp_jit(x64).block_until_ready(),
+               "exp32": lambda: exp_jit(x32).block_until_ready()}
+        r = interleaved(fns, ROUNDS_STATS)
+        size = rows * n
+        for dt, lim in (("float64", "exp64"), ("float32", "exp32")):
+            rate = r.stat(lambda t, lim=lim: size / t[lim] / 1e6)
+            share = r.stat(lambda t, dt=dt, lim=lim: 100 * (k * size / t[dt]) / (size / t[lim]))
+            print(f"{n:>8}{rows:>5}{r.median('ref'):>9.3f}{dt:>9}{r.ratio('ref', dt).show():>20}"
+                  f"{k * size / r.median(dt) / 1e6:>8.0f}{rate.show('.0f'):>22}{share.show('.0f'):>22}"
+                  f"{err[dt][1]:>10.1e}{err[dt][2]:>11.1e}")
+    print(f"  NumPy reference: float64, {k} scales in a loop; exp = jitted sum(exp(x), -1) over one scale's "
+          f"(rows, n), in that dtype; median (range) of {ROUNDS_STATS} interleaved rounds.")
 
 
 def attention_rnn() -> None:
@@ -118,6 +183,10 @@ def main() -> None:
         print(f"JAX {jax.__version__} on {jax.devices()[0].platform}, float64; {setting()}")
         attention_rnn()
         return
+    if sys.argv[1:] == ["stats"]:  # only the fused softmax-statistics kernel
+        print(f"JAX {jax.__version__} on {jax.devices()[0].platform}, float64; {setting()}")
+        softmax_stats_bench()
+        return
     print(f"JAX {jax.__version__} on {jax.devices()[0].platform}, float64; {setting()}")
     lams = np.linspace(0.05, 1.0, 8)
     print(f"{'kernel':<30}{'n':>7}{'numpy s':>10}{'sulib s':>10}{'ratio (range)':>20}")
@@ -141,6 +210,7 @@ def main() -> None:
     print(f"{'prefix_entropy_terms (13 n)':<30}{'2^4…16':>7}{r.median('ref'):>10.4f}"
           f"{r.median('ours'):>10.4f}{r.ratio('ref', 'ours').show():>20}")
     print(f"  ratio = NumPy time / sulib time per round; median (range) of {ROUNDS} interleaved rounds.")
+    softmax_stats_bench()
     attention_rnn()
 
 

@@ -16,6 +16,7 @@ recomputing everything from the token ids. Shapes ``(..., L, d)`` for queries an
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import NamedTuple
 
@@ -34,6 +35,9 @@ __all__ = [
     "entropy_terms",
     "prefix_entropy_terms",
     "softmax_entropy",
+    "SoftmaxStats",
+    "softmax_stats",
+    "STATS_DTYPES",
     "matching_scale",
     "matching_scales",
     "ATTENTION_FORMS",
@@ -164,8 +168,159 @@ def prefix_entropy_terms(scores, lengths, scales) -> EntropyTerms:
 
 
 def softmax_entropy(scores, scales) -> jax.Array:
-    """``-Σ_i p_i log p_i`` with ``p = softmax(λ s)`` over the last axis; shape ``(k, ...)``."""
-    return entropy_terms(scores, scales).entropy
+    """``-Σ_i p_i log p_i`` with ``p = softmax(λ s)`` over the last axis; shape ``(k, ...)``.
+
+    Computed by the fused kernel :func:`softmax_stats` (float64 when x64 is on); it agrees with
+    ``entropy_terms(scores, scales).entropy`` to rounding (about 1e-15 relative).
+    """
+    return softmax_stats(scores, scales).entropy
+
+
+class SoftmaxStats(NamedTuple):
+    """Per-row statistics of ``p = softmax(λ s)``; each ``(k, ...)`` (see :func:`softmax_stats`)."""
+
+    logsumexp: jax.Array  #: log Σ_i e^{λ s_i}
+    entropy: jax.Array  #: H = -Σ p_i log p_i
+    sum_p2: jax.Array  #: Σ p_i² (the collision probability; 1/Σp² is the effective number of keys)
+    max_p: jax.Array  #: max_i p_i
+    jacobian_half_l1: jax.Array  #: ½ Σ_ij |∂p_i/∂s_j| = |λ| (1 - Σ p_i²)
+
+
+#: Elements of one block of :func:`softmax_stats`: 256 KiB of float64, so that a block and its
+#: exponentials stay in the core's L2 cache while every scale passes over it.
+_STATS_BLOCK = 2**15
+#: Compute dtypes of :func:`softmax_stats`.
+STATS_DTYPES = ("float64", "float32")
+
+
+# exp(u) for u <= 0 in float64: u = k ln2 + r, |r| <= ln2/2, e^r by its Taylor polynomial of degree
+# 13 (truncation < 5e-18), times 2^k put straight into the exponent bits. Measured within 1 ulp of
+# NumPy's exp over u in [-700, 0]; below -700 it returns e^-700 ≈ 1e-304 (no subnormals), which
+# is below rounding of any sum that also holds the row maximum's e^0 = 1. XLA's own float64 exp
+# on the CPU is about 1.5x slower (benchmarks/attention.py measures both).
+_LN2_HI, _LN2_LO = 0.6931471803691238, 1.9082149292705877e-10  # ln 2 = HI + LO, HI has 32 bits
+_EXP_COEFFS = tuple(1.0 / math.factorial(i) for i in range(13, -1, -1))
+_SHIFT = 6755399441055744.0  # 1.5 * 2^52: k + SHIFT holds k in its low mantissa bits
+
+
+def _exp_nonpositive(u):
+    u = jnp.maximum(u, -700.0)
+    k = jnp.round(u * (1.0 / math.log(2.0)))
+    r = (u - k * _LN2_HI) - k * _LN2_LO
+    p = jnp.full_like(r, _EXP_COEFFS[0])
+    for c in _EXP_COEFFS[1:]:
+        p = p * r + c
+    k_bits = lax.bitcast_convert_type(k + _SHIFT, jnp.int64)  # the exponent field shifts k out
+    return lax.bitcast_convert_type(lax.bitcast_convert_type(p, jnp.int64) + (k_bits << 52), jnp.float64)
+
+
+def _block_sums(xc, lam, exp_dtype):
+    """Σe, Σe·xc, Σe² over the last axis of ``xc`` ``(G, C)`` (entries <= 0), ``e = exp(λ xc)``, λ >= 0.
+
+    ``xc`` and the sums are in the accumulation dtype; only ``exp`` runs in ``exp_dtype``.
+    """
+    u = lam * xc
+    if exp_dtype == "float64":
+        e = _exp_nonpositive(u)
+    else:
+        e = jnp.exp(u.astype(exp_dtype)).astype(xc.dtype)
+    # without the barrier XLA recomputes exp in each of the three reductions; with it the block
+    # of exponentials is written once (it is small enough to stay in cache) and read three times
+    e = lax.optimization_barrier(e)
+    return jnp.stack([jnp.sum(e, axis=-1), jnp.sum(e * xc, axis=-1), jnp.sum(e * e, axis=-1)])
+
+
+def _scale_sums(xh, xn, lam, exp_dtype):
+    """:func:`_block_sums` of ``|λ| xh`` (λ >= 0) or ``|λ| xn`` (λ < 0, softmax(λs) = softmax(|λ|(-s)))."""
+    if xn is None:
+        return _block_sums(xh, lam, exp_dtype)
+    return lax.cond(lam >= 0, lambda: _block_sums(xh, lam, exp_dtype), lambda: _block_sums(xn, -lam, exp_dtype))
+
+
+@partial(jax.jit, static_argnames=("exp_dtype", "negative", "block"))
+def _stats(scores, scales, exp_dtype, negative: bool, block: int = _STATS_BLOCK) -> SoftmaxStats:
+    lead, n = scores.shape[:-1], scores.shape[-1]
+    x = scores.reshape(-1, n).astype(scales.dtype)
+    rows, k = x.shape[0], scales.shape[0]
+    # softmax(λs) = softmax(λ(s - max s)) for λ >= 0 and softmax(|λ|(min s - s)) for λ < 0: the
+    # centred scores (<= 0) are formed once for all scales, the row max of every λs is known up
+    # front (so partial sums over column blocks add up), and u = |λ| xc is one multiply
+    s_max, s_min = jnp.max(x, axis=-1), jnp.min(x, axis=-1)
+    z_max = jnp.where(scales[:, None] >= 0, scales[:, None] * s_max, scales[:, None] * s_min)  # (k, rows)
+    xh = x - s_max[:, None]
+    xn = (s_min[:, None] - x) if negative else None
+
+    def sums_of_blocks(bh, bn):  # (B, G, C) each -> (k, 3, B, G)
+        def one_block(args):  # a block stays in cache while the scales pass over it
+            gh, gn = args
+            return lax.map(lambda lam: _scale_sums(gh, gn, lam, exp_dtype), scales)
+        return jnp.moveaxis(lax.map(one_block, (bh, bn)), 0, 2)
+
+    if n <= block:  # whole rows, G of them per block
+        per = min(rows, max(1, block // n))
+        nb = -(-rows // per)
+        per = -(-rows // nb)  # spread the rows evenly: at most nb - 1 rows of padding
+        cut = lambda a: None if a is None else jnp.pad(a, ((0, nb * per - rows), (0, 0))).reshape(nb, per, n)
+        sums = sums_of_blocks(cut(xh), cut(xn)).reshape(k, 3, nb * per)[:, :, :rows]
+    else:  # blocks of columns, summed per row, and the remaining columns at once
+        m = n // block
+        cut = lambda a: None if a is None else a[:, :m * block].reshape(rows * m, 1, block)
+        sums = sums_of_blocks(cut(xh), cut(xn)).reshape(k, 3, rows, m).sum(axis=-1)
+        if n > m * block:
+            th, tn = xh[:, m * block:], None if xn is None else xn[:, m * block:]
+            sums = sums + lax.map(lambda lam: _scale_sums(th, tn, lam, exp_dtype), scales)
+    total, e_xc, e2 = sums[:, 0], sums[:, 1], sums[:, 2]
+    log_total = jnp.log(total)
+    sum_p2 = e2 / total**2
+    shape = (k, *lead)
+    return SoftmaxStats(
+        logsumexp=(z_max + log_total).reshape(shape),
+        entropy=(log_total - jnp.abs(scales)[:, None] * e_xc / total).reshape(shape),
+        sum_p2=sum_p2.reshape(shape),
+        max_p=(1.0 / total).reshape(shape),  # the largest e is e^0 = 1
+        jacobian_half_l1=(jnp.abs(scales)[:, None] * (1.0 - sum_p2)).reshape(shape),
+    )
+
+
+def softmax_stats(scores, scales, *, dtype="float64") -> SoftmaxStats:
+    """Entropy, Σp², max p, logsumexp and the Jacobian's half-L1 norm of ``p = softmax(λ s)``.
+
+    One fused kernel for every row and scale: the row maxima of ``s`` give the shift
+    ``max_i λ s_i`` of every scale at once, then the scores are cut into blocks of about
+    2^15 entries (whole rows when ``n`` is smaller, columns of a row when it is larger), and
+    each block, while it sits in cache, is passed once per scale to take ``u = λ s - max``,
+    ``e = exp(u)`` and the three sums ``Σe``, ``Σe·u``, ``Σe²``, from which
+    ``log Σe^{λs} = max + log Σe``, ``H = log Σe - Σe·u / Σe``, ``Σp² = Σe² / (Σe)²``,
+    ``max p = 1 / Σe`` and ``½‖J‖₁ = |λ| (1 - Σp²)`` (``J = λ (diag p - p pᵀ)``, the Jacobian
+    of ``softmax(λ s)`` in ``s``; its entries' absolute values sum to ``2|λ| (1 - Σp²)``).
+    Nothing of size ``(k, ..., n)`` is formed.
+
+    Args:
+        scores: ``(..., n)`` real, finite.
+        scales: scalar or ``(k,)``: the inverse temperatures λ (any sign).
+        dtype: ``"float64"`` (default: every step in float64 when x64 is on) or ``"float32"``:
+            the exponentials in float32, everything else (``u``, the sums) in float64. That is
+            faster on CPUs (float32 ``exp``) and costs about 1e-7 relative in ``e``: measured
+            max |ΔH| ≈ 1.5e-6 nats and |ΔΣp²| ≈ 1e-8 at n up to 2^20 (``benchmarks/attention.py``).
+            Without x64 both are float32.
+
+    Returns:
+        :class:`SoftmaxStats` of arrays of shape ``(k, ...)`` (``k = 1`` for a scalar scale).
+        ``entropy`` equals ``entropy_terms(scores, scales).entropy`` to rounding.
+
+    Raises:
+        ValueError, TypeError: naming the argument, for non-finite or ill-shaped ``scores`` /
+            ``scales`` or an unknown ``dtype``.
+    """
+    if not isinstance(dtype, str):
+        try:
+            dtype = np.dtype(dtype).name
+        except TypeError as exc:
+            raise TypeError(f"dtype must be one of {STATS_DTYPES}, got {dtype!r}") from exc
+    one_of("dtype", dtype, STATS_DTYPES)
+    scores, scales = _check_scores_scales(scores, scales)
+    negative = bool(np.any(np.asarray(scales) < 0))
+    return _stats(scores, scales, "float32" if dtype == "float32" else scales.dtype.name, negative)
 
 
 @partial(jax.jit, static_argnames=("model", "n", "d", "queries"))

@@ -5,9 +5,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sulib.attention import (attention_scores, attention_scores_by_dim, entropy_terms,
-                             matching_scale, matching_scales, prefix_entropy_terms,
-                             softmax_entropy)
+from sulib.attention import (_STATS_BLOCK, _exp_nonpositive, attention_scores,
+                             attention_scores_by_dim, entropy_terms, matching_scale,
+                             matching_scales, prefix_entropy_terms, softmax_entropy,
+                             softmax_stats)
 
 finite = st.floats(-30, 30, allow_nan=False, allow_infinity=False)
 score_rows = st.integers(1, 40).flatmap(lambda n: arrays(np.float64, (3, n), elements=finite))
@@ -164,3 +165,105 @@ def test_scores_by_dim_checks_its_inputs(kwargs, exc, name):
     with pytest.raises(exc, match=name):
         attention_scores_by_dim(jax.random.PRNGKey(0), args.pop("model"), args.pop("n"),
                                 args.pop("dims"), **args)
+
+
+# --- softmax_stats: the fused kernel -----------------------------------------------------------
+
+def numpy_stats(scores, lam):
+    """Float64 reference: logsumexp, entropy, Σp², max p, ½ Σ|J| for one scale, each (...)."""
+    z = lam * np.asarray(scores, dtype=np.float64)
+    z_max = z.max(axis=-1, keepdims=True)
+    e = np.exp(z - z_max)
+    total = e.sum(axis=-1, keepdims=True)
+    p = e / total
+    lse = z_max[..., 0] + np.log(total[..., 0])
+    h = -(p * np.log(np.where(p > 0, p, 1.0))).sum(axis=-1)
+    sum_p2 = (p * p).sum(axis=-1)
+    return lse, h, sum_p2, p.max(axis=-1), abs(lam) * (1.0 - sum_p2)
+
+
+stats_shapes = st.tuples(st.lists(st.integers(1, 4), max_size=2), st.integers(1, 40)).map(
+    lambda t: (*t[0], t[1]))
+stats_scores = stats_shapes.flatmap(lambda shape: arrays(np.float64, shape, elements=finite))
+stats_scales = arrays(np.float64, st.integers(1, 4), elements=st.floats(-50, 50))  # λ·s down to -3000
+
+
+@settings(max_examples=60, deadline=None)
+@given(stats_scores, stats_scales)
+def test_softmax_stats_match_numpy(scores, lams):
+    got = softmax_stats(scores, lams)
+    got32 = softmax_stats(scores, lams, dtype="float32")
+    assert all(a.shape == (len(lams), *scores.shape[:-1]) for a in (*got, *got32))
+    for k, lam in enumerate(lams):
+        want = numpy_stats(scores, lam)
+        for name, a, a32, w in zip(got._fields, got, got32, want):
+            np.testing.assert_allclose(a[k], w, rtol=1e-12, atol=1e-11, err_msg=name)
+            # float32 exponentials: about 1e-7 relative in each e, times |u| <= 3000 here
+            np.testing.assert_allclose(a32[k], w, rtol=1e-6, atol=5e-4 if name == "entropy" else 1e-6,
+                                       err_msg=f"{name} (float32)")
+
+
+@pytest.mark.parametrize("shape", [(7, 5000), (3, _STATS_BLOCK), (2, 2 * _STATS_BLOCK + 123), (_STATS_BLOCK + 1,)])
+def test_softmax_stats_blocks_and_tails(shape):
+    """Rows grouped into blocks with padding, whole blocks of columns, and a remainder of columns."""
+    scores = np.random.default_rng(0).normal(size=shape) * 8
+    lams = np.array([-1.0, 0.0, 0.3, 2.0])
+    got = softmax_stats(scores, lams)
+    for k, lam in enumerate(lams):
+        for name, a, w in zip(got._fields, got, numpy_stats(scores, lam)):
+            np.testing.assert_allclose(a[k], w, rtol=1e-11, atol=1e-12, err_msg=name)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 12).flatmap(lambda n: arrays(np.float64, (n,), elements=finite)), st.floats(-5, 5))
+def test_jacobian_half_l1_is_one_minus_sum_p2(scores, lam):
+    """½ Σ_ij |∂p_i/∂s_j| of p = softmax(λ s) equals |λ| (1 - Σ p²): checked on the explicit Jacobian."""
+    jac = np.asarray(jax.jacobian(lambda s: jax.nn.softmax(lam * s))(scores))
+    half_l1 = 0.5 * np.abs(jac).sum()
+    got = softmax_stats(scores, lam)
+    np.testing.assert_allclose(got.jacobian_half_l1[0], half_l1, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got.jacobian_half_l1[0], abs(lam) * (1 - got.sum_p2[0]), rtol=1e-14, atol=1e-15)
+    assert 0.0 <= float(got.jacobian_half_l1[0]) <= abs(lam) * (1 - 1 / len(scores)) + 1e-12
+
+
+@settings(max_examples=30, deadline=None)
+@given(score_rows, scales)
+def test_softmax_entropy_agrees_with_entropy_terms(scores, lams):
+    np.testing.assert_allclose(softmax_entropy(scores, lams), entropy_terms(scores, lams).entropy,
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_kernel_exp_is_within_an_ulp_or_two():
+    u = np.concatenate([-np.linspace(0.0, 700.0, 200_001), -np.random.default_rng(1).exponential(3.0, 100_000)])
+    got = np.asarray(jax.jit(_exp_nonpositive)(u))
+    assert np.max(np.abs(got / np.exp(u) - 1)) <= 2 * np.finfo(np.float64).eps
+    tiny = np.asarray(jax.jit(_exp_nonpositive)(np.array([-700.0, -745.0, -1e6])))
+    assert np.all((tiny > 0) & (tiny <= np.exp(-700.0) * (1 + 1e-15)))  # clamped, never nan or inf
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        ({"scores": np.array([1.0, np.inf])}, ValueError, "scores"),
+        ({"scores": np.zeros((3, 0))}, ValueError, "scores"),
+        ({"scores": np.float64(2.0)}, ValueError, "scores"),
+        ({"scores": [["a"]]}, TypeError, "scores"),
+        ({"scales": np.ones((2, 2))}, ValueError, "scales"),
+        ({"scales": np.nan}, ValueError, "scales"),
+        ({"scales": 1j}, TypeError, "scales"),
+        ({"dtype": "float16"}, ValueError, "dtype"),
+        ({"dtype": np.int32}, ValueError, "dtype"),
+        ({"dtype": 3.5}, TypeError, "dtype"),
+    ],
+)
+def test_softmax_stats_bad_input_names_the_argument(kwargs, error, name):
+    args = {"scores": np.ones((2, 3)), "scales": 1.0, "dtype": "float64", **kwargs}
+    with pytest.raises(error, match=name):
+        softmax_stats(args.pop("scores"), args.pop("scales"), **args)
+
+
+def test_softmax_stats_accepts_numpy_dtypes():
+    s = np.random.default_rng(2).normal(size=(2, 9))
+    a = softmax_stats(s, [0.5, 1.0], dtype=np.float32)
+    b = softmax_stats(s, [0.5, 1.0], dtype="float32")
+    np.testing.assert_array_equal(a.entropy, b.entropy)
