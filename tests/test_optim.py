@@ -177,7 +177,8 @@ def numpy_adversary(etas, theta1, switch, R):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.floats(0.01, 3.0), min_size=1, max_size=60), st.floats(-1.0, 1.0),
+# no subnormal start: XLA on the CPU flushes them to zero, so the sign of θ₀ (hence g₀) differs from NumPy
+@given(st.lists(st.floats(0.01, 3.0), min_size=1, max_size=60), st.floats(-1.0, 1.0, allow_subnormal=False),
        st.integers(0, 70), st.floats(0.2, 3.0))
 def test_adversary_game_matches_a_numpy_loop_and_obeys_the_bound(etas, frac, switch, R):
     etas = np.sort(np.asarray(etas))[::-1]                                   # non-increasing
