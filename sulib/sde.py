@@ -211,7 +211,11 @@ def mixture_score(mix: dm.Mixture, x, abar, bbar) -> jax.Array:
 
 
 def mixture_log_density(mix: dm.Mixture, x, abar: float, bbar: float) -> jax.Array:
-    """``log p_t(x)`` ``(B,)`` of ``x_t = ᾱ x_0 + β̄ ε`` (scalars ``ᾱ, β̄ > 0``); differentiable."""
+    """``log p_t(x)`` ``(B,)`` of ``x_t = ᾱ x_0 + β̄ ε`` (scalars ``ᾱ, β̄ > 0``).
+
+    The inputs are checked on the host, so this wrapper cannot be traced by ``jax.grad``; its
+    gradient in ``x`` is :func:`mixture_score` (``tests/test_sde.py`` checks the two agree).
+    """
     x, a, b = _check_ab(mix, x, abar, bbar)
     if a.ndim or b.ndim:
         raise ValueError("abar and bbar must be scalars here")

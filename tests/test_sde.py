@@ -122,6 +122,15 @@ def test_mixture_log_density_normalises():
     assert abs(dens.sum() * (g[1] - g[0]) ** 2 - 1) < 1e-6
 
 
+def test_mixture_log_density_gradient_is_the_score():
+    x = np.random.default_rng(3).standard_normal((5, D))
+    a, b, h = 0.7, 0.5, 1e-5
+    fd = np.stack([(np.asarray(sde.mixture_log_density(MIX, x + h * e, a, b))
+                    - np.asarray(sde.mixture_log_density(MIX, x - h * e, a, b))) / (2 * h)
+                   for e in np.eye(D)], 1)
+    np.testing.assert_allclose(fd, np.asarray(sde.mixture_score(MIX, x, a, b)), atol=1e-8)
+
+
 def test_posterior_samples_have_the_exact_mean_and_variance():
     x = np.random.default_rng(2).standard_normal((3, D))
     a, b = 0.8, 0.6
