@@ -9,6 +9,8 @@ Modules:
                   as randomized testers (JAX)
     concentration -- sparsity index of attention weights: closed forms, quadrature, Monte Carlo, finite n,
                   linear attention, decay (JAX)
+    relu_attention -- relu² attention with the length / fixed / row-sum divisors, structured score
+                  patterns and their softmax normalisers Z(n), attention read at several prefix lengths (JAX)
     hippo_symbolic -- exact SymPy derivations of the HiPPO matrices from their projection integrals
     optim      -- projected SGD on a ball, regret and its bound (JAX)
     diffusion  -- Gaussian-mixture diffusion ODEs with exact flows, few-step solvers, AMED (JAX, diffrax, optax)
