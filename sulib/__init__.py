@@ -11,6 +11,8 @@ Modules:
                   linear attention, decay (JAX)
     relu_attention -- relu² attention with the length / fixed / row-sum divisors, structured score
                   patterns and their softmax normalisers Z(n), attention read at several prefix lengths (JAX)
+    gau        -- the gated attention unit (GAU-α) and BERT / RoFormerV2-style attention + FFN blocks,
+                  parameter counts, XLA FLOP and memory statistics of compiled blocks (JAX)
     hippo_symbolic -- exact SymPy derivations of the HiPPO matrices from their projection integrals
     optim      -- projected SGD on a ball, regret and its bound (JAX)
     diffusion  -- Gaussian-mixture diffusion ODEs with exact flows, few-step solvers, AMED (JAX, diffrax, optax)
