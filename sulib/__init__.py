@@ -11,6 +11,8 @@ Modules:
                   linear attention, decay (JAX)
     relu_attention -- relu² attention with the length / fixed / row-sum divisors, structured score
                   patterns and their softmax normalisers Z(n), attention read at several prefix lengths (JAX)
+    gradient_scale -- exact E Σp² of softmax(αs) for i.i.d. Gaussian or cosine scores by quadrature, the
+                  annealed approximation e^{α²}/n, a cancellation-free log α(1 − Σp²), cosine scores (JAX)
     gau        -- the gated attention unit (GAU-α) and BERT / RoFormerV2-style attention + FFN blocks,
                   parameter counts, XLA FLOP and memory statistics of compiled blocks (JAX)
     hippo_symbolic -- exact SymPy derivations of the HiPPO matrices from their projection integrals
