@@ -15,6 +15,8 @@ Modules:
                   annealed approximation e^{α²}/n, a cancellation-free log α(1 − Σp²), cosine scores (JAX)
     gau        -- the gated attention unit (GAU-α) and BERT / RoFormerV2-style attention + FFN blocks,
                   parameter counts, XLA FLOP and memory statistics of compiled blocks (JAX)
+    attention_rank -- causal / bidirectional, softmax / linear attention matrices: log-space triangular
+                  determinants, numerical, entropy and stable rank, rank collapse with depth (JAX)
     hippo_symbolic -- exact SymPy derivations of the HiPPO matrices from their projection integrals
     optim      -- projected SGD on a ball, regret and its bound (JAX)
     diffusion  -- Gaussian-mixture diffusion ODEs with exact flows, few-step solvers, AMED (JAX, diffrax, optax)
