@@ -161,6 +161,18 @@ def _relu2_attention(scores, values, which, n_fixed):
     return Relu2Attention(a @ values, a.sum(axis=-1))
 
 
+def _check_scores_values(scores, values) -> tuple[np.ndarray, np.ndarray]:
+    """``scores`` ``(queries, n)`` and ``values`` ``(n, d)``, finite, or a ValueError naming them."""
+    scores = as_finite_array("scores", scores)
+    values = as_finite_array("values", values)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must have shape (queries, n), got {scores.shape}")
+    if values.ndim != 2 or values.shape[0] != scores.shape[1]:
+        raise ValueError(f"values must have shape (n, d) with n = {scores.shape[1]}, "
+                         f"got {values.shape}")
+    return scores, values
+
+
 def relu2_attention(scores, values, normalizer: str = "length", *,
                     n_fixed: int = 512) -> Relu2Attention:
     """``A V`` with ``A = relu²(S) / N`` for the normaliser ``N`` named by ``normalizer``.
@@ -182,13 +194,7 @@ def relu2_attention(scores, values, normalizer: str = "length", *,
     Raises:
         ValueError, TypeError: naming the argument.
     """
-    scores = as_finite_array("scores", scores)
-    values = as_finite_array("values", values)
-    if scores.ndim != 2:
-        raise ValueError(f"scores must have shape (queries, n), got {scores.shape}")
-    if values.ndim != 2 or values.shape[0] != scores.shape[1]:
-        raise ValueError(f"values must have shape (n, d) with n = {scores.shape[1]}, "
-                         f"got {values.shape}")
+    scores, values = _check_scores_values(scores, values)
     one_of("normalizer", normalizer, NORMALIZERS)
     n_fixed = positive_int("n_fixed", n_fixed)
     return _relu2_attention(jnp.asarray(scores), jnp.asarray(values),
@@ -229,13 +235,7 @@ def prefix_attention(scores, values, lengths, normalizer: str = "length", *,
     Raises:
         ValueError, TypeError: naming the argument.
     """
-    scores = as_finite_array("scores", scores)
-    values = as_finite_array("values", values)
-    if scores.ndim != 2:
-        raise ValueError(f"scores must have shape (queries, n), got {scores.shape}")
-    if values.ndim != 2 or values.shape[0] != scores.shape[1]:
-        raise ValueError(f"values must have shape (n, d) with n = {scores.shape[1]}, "
-                         f"got {values.shape}")
+    scores, values = _check_scores_values(scores, values)
     lengths = np.asarray(lengths)
     if lengths.ndim != 1 or lengths.size == 0 or not np.issubdtype(lengths.dtype, np.integer):
         raise TypeError("lengths must be a non-empty one-dimensional array of ints")
