@@ -17,6 +17,8 @@ Modules:
                   parameter counts, XLA FLOP and memory statistics of compiled blocks (JAX)
     attention_rank -- causal / bidirectional, softmax / linear attention matrices: log-space triangular
                   determinants, numerical, entropy and stable rank, rank collapse with depth (JAX)
+    sparsemax  -- sparsemax and entmax-1.5 (sort-free support iteration with the sorted form as fallback,
+                  custom_jvp), their losses, α-entmax by bisection, Perturb Max by quadrature (JAX)
     hippo_symbolic -- exact SymPy derivations of the HiPPO matrices from their projection integrals
     optim      -- projected SGD on a ball, regret and its bound (JAX)
     diffusion  -- Gaussian-mixture diffusion ODEs with exact flows, few-step solvers, AMED (JAX, diffrax, optax)
