@@ -103,6 +103,16 @@ def pattern_scores(key, pattern: str, n: int, *, queries: int = 64, width: float
     return _pattern_scores(key, pattern, n, queries, width, n_important)
 
 
+def _check_lengths(lengths, n: int) -> np.ndarray:
+    """``lengths`` as a non-empty ``(k,)`` int array in ``1..n``, or an error naming it."""
+    lengths = np.asarray(lengths)
+    if lengths.ndim != 1 or lengths.size == 0 or not np.issubdtype(lengths.dtype, np.integer):
+        raise TypeError("lengths must be a non-empty one-dimensional array of ints")
+    if lengths.min() < 1 or lengths.max() > n:
+        raise ValueError(f"lengths must lie in 1..{n}, got {lengths.min()}..{lengths.max()}")
+    return lengths
+
+
 @jax.jit
 def _prefix_normalizers(scores, lengths):
     # both activations in one compiled kernel (the chapter calls it for each)
@@ -127,12 +137,7 @@ def prefix_normalizers(scores, lengths, activation: str) -> jax.Array:
     scores = as_finite_array("scores", scores)
     if scores.ndim != 2:
         raise ValueError(f"scores must have shape (queries, n), got {scores.shape}")
-    lengths = np.asarray(lengths)
-    if lengths.ndim != 1 or lengths.size == 0 or not np.issubdtype(lengths.dtype, np.integer):
-        raise TypeError("lengths must be a non-empty one-dimensional array of ints")
-    if lengths.min() < 1 or lengths.max() > scores.shape[1]:
-        raise ValueError(f"lengths must lie in 1..{scores.shape[1]}, got "
-                         f"{lengths.min()}..{lengths.max()}")
+    lengths = _check_lengths(lengths, scores.shape[1])
     one_of("activation", activation, ACTIVATIONS)
     if activation == "exp" and scores.max() > 700:
         raise ValueError("scores must be <= 700 for activation 'exp' (exp would overflow)")
@@ -236,12 +241,7 @@ def prefix_attention(scores, values, lengths, normalizer: str = "length", *,
         ValueError, TypeError: naming the argument.
     """
     scores, values = _check_scores_values(scores, values)
-    lengths = np.asarray(lengths)
-    if lengths.ndim != 1 or lengths.size == 0 or not np.issubdtype(lengths.dtype, np.integer):
-        raise TypeError("lengths must be a non-empty one-dimensional array of ints")
-    if lengths.min() < 1 or lengths.max() > scores.shape[1]:
-        raise ValueError(f"lengths must lie in 1..{scores.shape[1]}, got "
-                         f"{lengths.min()}..{lengths.max()}")
+    lengths = _check_lengths(lengths, scores.shape[1])
     one_of("normalizer", normalizer, NORMALIZERS)
     n_fixed = positive_int("n_fixed", n_fixed)
     return _prefix_attention(jnp.asarray(scores), jnp.asarray(values), jnp.asarray(lengths),
