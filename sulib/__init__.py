@@ -19,6 +19,8 @@ Modules:
                   determinants, numerical, entropy and stable rank, rank collapse with depth (JAX)
     sparsemax  -- sparsemax and entmax-1.5 (sort-free support iteration with the sorted form as fallback,
                   custom_jvp), their losses, α-entmax by bisection, Perturb Max by quadrature (JAX)
+    rope       -- rotary position embedding: frequencies, rotations, scores from a matrix of relative
+                  positions (JAX)
     hippo_symbolic -- exact SymPy derivations of the HiPPO matrices from their projection integrals
     optim      -- projected SGD on a ball, regret and its bound (JAX)
     diffusion  -- Gaussian-mixture diffusion ODEs with exact flows, few-step solvers, AMED (JAX, diffrax, optax)
