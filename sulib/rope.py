@@ -12,8 +12,21 @@ remap relative positions (ReRoPE, Leaky ReRoPE) are evaluated:
   ``A_i = q_{2i}k_{2i} + q_{2i+1}k_{2i+1}``, ``B_i = q_{2i}k_{2i+1} − q_{2i+1}k_{2i}``, equal to
   ``⟨R(m)q, R(n)k⟩`` when ``r_ij = m_i − n_j``.
 
-Scaled variants (position interpolation, NTK-aware bases, ...) only change ``θ`` or ``r``; pass
-their frequencies to :func:`rotate` and :func:`relative_scores`.
+Scaled variants for running a model trained at length ``L`` at ``k·L`` only change ``θ`` (or,
+equivalently, the positions); each returns frequencies to pass to :func:`rotate` and
+:func:`relative_scores`. With ``β = base^{2/d}`` and pair index ``m = i + 1 = 1 … d/2`` (so
+``θ_m = β^{−(m−1)}``) and ``λ = k^{2/d}``:
+
+- :func:`pi_frequencies`: position interpolation, ``θ_m / k`` (positions divided by ``k``);
+- :func:`ntk_aware_frequencies`: the base change ``β → βλ``, ``(βλ)^{−(m−1)}`` (base ``→ base·k``);
+- :func:`ntk_fixed_frequencies`: ``1 / (λ (βλ)^{m−1})``, which compresses the slowest pair by ``k``;
+- :func:`mixed_base_frequencies`: ``θ_m / (λ_1⋯λ_m)`` with ``λ_1⋯λ_m = exp(a m^b)`` and
+  ``a (d/2)^b = log k`` (``b = 1``: NTK-fixed, ``b = 0``: PI); :func:`mixed_base_factors` gives
+  the per-pair factors ``λ_m``;
+- :func:`logn_scale`: the query scale ``max(1, log_L n)`` for a model trained at length ``L``.
+
+:func:`nearest_trained_distance` measures how far a scheme's rotation code at a test distance is
+from every code the model saw in training (distances ``0 … L−1`` under plain RoPE).
 """
 
 from __future__ import annotations
@@ -24,7 +37,11 @@ import numpy as np
 
 from sulib._checks import as_finite_array, positive_int, positive_scalar
 
-__all__ = ["frequencies", "rotate", "relative_scores"]
+__all__ = [
+    "frequencies", "rotate", "relative_scores", "pi_frequencies", "ntk_aware_frequencies",
+    "ntk_fixed_frequencies", "mixed_base_factors", "mixed_base_frequencies", "logn_scale",
+    "nearest_trained_distance",
+]
 
 
 def frequencies(d: int, base: float = 10000.0) -> np.ndarray:
@@ -110,3 +127,122 @@ def relative_scores(q, k, rel, freqs) -> jax.Array:
     f = _check_freqs(freqs, q.shape[1])
     return _relative_scores(jnp.asarray(q), jnp.asarray(k), jnp.asarray(r, dtype=q.dtype),
                             jnp.asarray(f))
+
+
+# -- scaled variants for a k-times longer context -------------------------------------------
+
+
+def _scale_factor(k) -> float:
+    k = positive_scalar("k", k)
+    if k < 1:
+        raise ValueError(f"k must be >= 1 (the length ratio), got {k}")
+    return k
+
+
+def pi_frequencies(d: int, k: float, base: float = 10000.0) -> np.ndarray:
+    """Position interpolation: ``θ_i / k``, shape ``(d/2,)`` (same as positions divided by ``k``)."""
+    return frequencies(d, base) / _scale_factor(k)
+
+
+def ntk_aware_frequencies(d: int, k: float, base: float = 10000.0) -> np.ndarray:
+    """NTK-aware scaling ("NTK-RoPE-old"): ``(βλ)^{−(m−1)}``, ``λ = k^{2/d}``, shape ``(d/2,)``.
+
+    Identical to :func:`frequencies` with ``base·k`` in place of ``base``.
+    """
+    f = frequencies(d, base)
+    lam = _scale_factor(k) ** (2.0 / d)
+    return f * lam ** (-np.arange(d // 2, dtype=float))
+
+
+def ntk_fixed_frequencies(d: int, k: float, base: float = 10000.0) -> np.ndarray:
+    """"NTK-RoPE-fixed": ``1 / (λ (βλ)^{m−1})`` for ``m = 1 … d/2``, ``λ = k^{2/d}``; ``(d/2,)``."""
+    f = frequencies(d, base)
+    lam = _scale_factor(k) ** (2.0 / d)
+    return f * lam ** (-np.arange(1, d // 2 + 1, dtype=float))
+
+
+def _mixed_exponents(d: int, k: float, b: float) -> np.ndarray:
+    """``a m^b`` for ``m = 1 … d/2`` with ``a = log k / (d/2)^b``."""
+    d = positive_int("d", d, minimum=2)
+    if d % 2:
+        raise ValueError(f"d must be even, got {d}")
+    k = _scale_factor(k)
+    b = float(as_finite_array("b", b))
+    m = np.arange(1, d // 2 + 1, dtype=float)
+    return np.log(k) * (m / (d // 2)) ** b
+
+
+def mixed_base_factors(d: int, k: float, b: float) -> np.ndarray:
+    """Per-pair base factors ``λ_m`` of the mixed base, shape ``(d/2,)``.
+
+    ``λ_1⋯λ_m = exp(a m^b)`` with ``a (d/2)^b = log k``, so ``λ_1 = e^a`` and
+    ``λ_m = exp(a (m^b − (m−1)^b))`` for ``m ≥ 2``; their product is ``k``.
+    """
+    e = _mixed_exponents(d, k, b)
+    return np.exp(np.diff(e, prepend=0.0))
+
+
+def mixed_base_frequencies(d: int, k: float, b: float, base: float = 10000.0) -> np.ndarray:
+    """"NTK-RoPE-mixed": ``β^{−(m−1)} / exp(a m^b)``, ``a (d/2)^b = log k``; shape ``(d/2,)``.
+
+    ``b = 1`` gives :func:`ntk_fixed_frequencies`, ``b = 0`` gives :func:`pi_frequencies`;
+    the post uses ``b = 0.625``.
+    """
+    return frequencies(d, base) * np.exp(-_mixed_exponents(d, k, b))
+
+
+def logn_scale(n, maxlen: int) -> np.ndarray:
+    """Query scale ``max(1, log n / log maxlen)`` for positions or lengths ``n >= 1``; ``n``'s shape."""
+    maxlen = positive_int("maxlen", maxlen, minimum=2)
+    n = as_finite_array("n", n)
+    if n.size and n.min() < 1:
+        raise ValueError(f"n must be >= 1, got {n.min()}")
+    return np.maximum(1.0, np.log(n.astype(float)) / np.log(maxlen))
+
+
+@jax.jit
+def _nearest_trained(weights, f_train, train_r, f_test, test_r):
+    def one(r):
+        # chord |e^{i r ω'} − e^{i r0 ω}| = 2|sin((r ω' − r0 ω)/2)| for every trained r0, pair
+        chord = 2.0 * jnp.abs(jnp.sin(0.5 * (r * f_test[None, :]
+                                             - train_r[:, None] * f_train[None, :])))
+        dist = chord @ weights.T                                 # (L, n_w)
+        return jnp.min(dist, axis=0)
+    out = jax.lax.map(one, test_r)                              # (n_test, n_w)
+    return out.T / jnp.sum(weights, axis=1)[:, None]
+
+
+def nearest_trained_distance(weights, freqs_train, train_len: int, freqs_test,
+                             test_positions) -> jax.Array:
+    """Distance from a scheme's rotation code to the nearest code seen in training.
+
+    For a query–key pair with complex pair products ``c_i`` (``|c_i|`` = ``weights``), the score
+    at relative distance ``r`` under frequencies ``ω'`` is ``Re Σ_i c_i e^{i r ω'_i}``. Training
+    showed the codes ``e^{i r0 ω_i}`` for ``r0 = 0 … train_len − 1``. This returns
+
+        ``D(r) = min_{r0} Σ_i w_i |e^{i r ω'_i} − e^{i r0 ω_i}| / Σ_i w_i``,
+
+    an upper bound on ``min_{r0} |s'(r) − s(r0)| / Σ_i |c_i|`` that holds for every phase of ``c``.
+
+    Args:
+        weights: ``(n_w, d/2)`` non-negative pair weights, each row with a positive sum.
+        freqs_train: ``(d/2,)`` training frequencies ``ω``.
+        train_len: training length ``L`` (distances ``0 … L−1``).
+        freqs_test: ``(d/2,)`` the scheme's frequencies ``ω'``.
+        test_positions: ``(n_test,)`` relative distances ``r``.
+
+    Returns:
+        ``(n_w, n_test)`` values of ``D`` in ``[0, 2]``.
+    """
+    w = as_finite_array("weights", weights, min_ndim=2)
+    if w.ndim != 2 or np.any(w < 0) or np.any(w.sum(axis=1) <= 0):
+        raise ValueError("weights must be (n_w, d/2), non-negative, each row with a positive sum")
+    d = 2 * w.shape[1]
+    f0, f1 = _check_freqs(freqs_train, d), _check_freqs(freqs_test, d)
+    train_len = positive_int("train_len", train_len)
+    r = as_finite_array("test_positions", test_positions)
+    if r.ndim != 1:
+        raise ValueError(f"test_positions must be 1-D, got shape {r.shape}")
+    return _nearest_trained(jnp.asarray(w, dtype=float), jnp.asarray(f0),
+                            jnp.arange(train_len, dtype=float), jnp.asarray(f1),
+                            jnp.asarray(r, dtype=float))
