@@ -20,7 +20,17 @@ Modules:
     sparsemax  -- sparsemax and entmax-1.5 (sort-free support iteration with the sorted form as fallback,
                   custom_jvp), their losses, α-entmax by bisection, Perturb Max by quadrature (JAX)
     rope       -- rotary position embedding: frequencies, rotations, scores from a matrix of relative
-                  positions (JAX)
+                  positions; scaled variants for k× context (PI, NTK-aware, NTK-fixed, mixed base, log-n
+                  scale) and the distance to the nearest trained rotation code (JAX)
+    rerope     -- ReRoPE / Leaky ReRoPE position maps, the forward rule and inverse-use settings, two-pass
+                  scores and causal attention (JAX)
+    argmaxable -- which tokens a softmax layer can ever predict: an exact per-token LP (SciPy HiGHS, with
+                  or without a bias) and the post's Frank–Wolfe minimum-norm test with a certificate (JAX)
+    position_probe -- the position probe of post 9105: one attention layer with a clipped relative bias and
+                  the fixes that break Σ_j a_ij = 1, trained with optax (JAX)
+    vq_attention -- Transformer-VQ attention with quantized keys: quadratic, pick-out, causal recurrence,
+                  block form with window bias, straight-through with history stop-gradient, k-means (JAX)
+    hubness    -- exact blocked kNN, k-occurrence counts and their skewness, log(V_n/2^n) (JAX)
     hippo_symbolic -- exact SymPy derivations of the HiPPO matrices from their projection integrals
     optim      -- projected SGD on a ball, regret and its bound (JAX)
     diffusion  -- Gaussian-mixture diffusion ODEs with exact flows, few-step solvers, AMED (JAX, diffrax, optax)
