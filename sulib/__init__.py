@@ -30,6 +30,8 @@ Modules:
                   the fixes that break Σ_j a_ij = 1, trained with optax (JAX)
     vq_attention -- Transformer-VQ attention with quantized keys: quadratic, pick-out, causal recurrence,
                   block form with window bias, straight-through with history stop-gradient, k-means (JAX)
+    cosine     -- per-block vs global cosine: decomposition and bounds, the two-block counterexample, Pearson r
+                  split into within/between-group blocks, update/gradient cosines along an optax run (JAX)
     hubness    -- exact blocked kNN, k-occurrence counts and their skewness, log(V_n/2^n) (JAX)
     hippo_symbolic -- exact SymPy derivations of the HiPPO matrices from their projection integrals
     optim      -- projected SGD on a ball, regret and its bound (JAX)
