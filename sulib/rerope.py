@@ -38,25 +38,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from sulib._checks import as_finite_array, positive_int, positive_scalar
+from sulib.rope import _check_freqs, _check_head  # RoPE's input checks, one place
 
 __all__ = ["leaky_rerope_positions", "rerope_positions", "relative_matrix",
            "max_relative_position", "forward_min_k", "inverse_settings",
            "leaky_rerope_scores", "rope_attention", "leaky_rerope_attention",
            "nearest_trained", "code_distance"]
-
-
-def _check_freqs(freqs, d: int) -> np.ndarray:
-    f = as_finite_array("freqs", freqs)
-    if f.shape != (d // 2,):
-        raise ValueError(f"freqs must have shape ({d // 2},) for head size {d}, got {f.shape}")
-    return f
-
-
-def _check_head(name: str, x) -> np.ndarray:
-    x = as_finite_array(name, x, min_ndim=2)
-    if x.shape[-1] % 2:
-        raise ValueError(f"{name} must have an even last axis (head size), got {x.shape[-1]}")
-    return x
 
 
 @jax.jit
