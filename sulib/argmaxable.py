@@ -155,7 +155,8 @@ def _fw_all(W: jax.Array, n_valid: jax.Array, num_iters: int):
         u0 = wi - W[jnp.where(i == 0, 1, 0)]  # the first other row
 
         def step(u, _):
-            scores = jnp.where((idx == i) | (idx >= n_valid), jnp.inf, wi @ u - W @ u)  # (w_i - w_j)·u
+            # (w_i - w_j)·u for every rival j; the token itself and padding rows excluded
+            scores = jnp.where((idx == i) | (idx >= n_valid), jnp.inf, wi @ u - W @ u)
             k = jnp.argmin(scores)
             s = wi - W[k]  # the simplex vertex that minimises the linearisation
             diff = u - s

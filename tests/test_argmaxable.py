@@ -171,8 +171,20 @@ def test_bad_W(bad, exc, word):
 def test_bad_b_tol_iters():
     with pytest.raises(ValueError, match="b"):
         argmaxable_lp(POST, np.ones(4))
+    with pytest.raises(ValueError, match="b"):
+        argmaxable_lp(POST, np.ones((5, 1)))
+    with pytest.raises(ValueError, match="b"):
+        argmaxable_lp(POST, np.array([0, 0, 0, 0, np.inf]))
     with pytest.raises(ValueError, match="tol"):
         argmaxable_lp(POST, tol=0.0)
+    with pytest.raises(ValueError, match="tol"):
+        argmaxable_lp(POST, tol=-1e-8)
+    with pytest.raises(ValueError, match="tol"):
+        argmaxable_lp(POST, tol=float("nan"))
+    with pytest.raises(TypeError, match="tokens"):
+        argmaxable_lp(POST, tokens=[[0, 1]])
+    with pytest.raises(ValueError, match="tokens"):
+        argmaxable_lp(POST, tokens=[-1])
     with pytest.raises(ValueError, match="tokens"):
         argmaxable_lp(POST, tokens=[5])
     with pytest.raises(TypeError, match="tokens"):
