@@ -91,9 +91,12 @@ def test_training_is_deterministic_and_lowers_the_loss():
     b = pp.train_probe(0, "exp", "raw", n_train=4, steps=30, hidden=8, d=4, clip=2)
     assert np.array_equal(a.losses, b.losses)
     assert a.losses[-1] < a.losses[0]
-    err = pp.probe_errors(a.params, "exp", "raw", [4])
-    # probe_errors measures the same loss at the final parameters (one more step of nothing)
-    assert err.shape == (1,) and np.isfinite(err).all()
+    # probe_errors measures the training loss: the mean of err² over the training lengths at
+    # the final parameters equals the loss a 31-step run logs at its step 30 (same first steps)
+    err = pp.probe_errors(a.params, "exp", "raw", [1, 2, 3, 4])
+    c = pp.train_probe(0, "exp", "raw", n_train=4, steps=31, hidden=8, d=4, clip=2)
+    assert np.array_equal(c.losses[:30], a.losses)
+    assert abs(np.mean(err**2) - c.losses[30]) <= 1e-12 * c.losses[30]
 
 
 def test_softmax_training_stays_at_a_constant():
@@ -131,3 +134,84 @@ def test_run_config_is_consistent():
     cfg = pp.RUN_CONFIG
     assert set(cfg["variants"]) == set(pp.VARIANTS) and set(cfg["targets"]) == set(pp.TARGETS)
     assert cfg["steps"] % cfg["log_every"] == 0
+
+
+def _reference_outputs(p, n, variant):
+    """The model written out in NumPy for one probe of length n, offsets i − j by hand."""
+    p = {k: np.asarray(v, float) for k, v in p.items()}
+    clip = (p["r"].shape[0] - 1) // 2
+    if variant == "boundary":  # [CLS], n zeros, [SEP]: all n + 2 tokens are keys
+        x = np.vstack([p["x_cls"], np.tile(p["x0"], (n, 1)), p["x_sep"]])
+    else:
+        x = np.tile(p["x0"], (n, 1))
+    m = x.shape[0]
+    off = np.array([[qi - kj for kj in range(m)] for qi in range(m)])  # i − j
+    idx = np.clip(off, -clip, clip) + clip
+    q, k, v = x @ p["Wq"], x @ p["Wk"], x @ p["Wv"]
+    b = q @ k.T / np.sqrt(q.shape[1]) + p["r"][idx]
+    kind = {"exp": "exp", "l2": "l2", "swish_l2": "swish_l2"}.get(variant, "softmax")
+    if kind == "softmax":
+        a = np.exp(b - b.max(1, keepdims=True))
+        a /= a.sum(1, keepdims=True)
+    elif kind == "exp":
+        a = np.exp(b)
+    else:
+        f = np.exp(b) if kind == "l2" else b / (1 + np.exp(-b))
+        a = f / np.sqrt((f**2).sum(1, keepdims=True))
+    o = np.zeros_like(x)
+    for qi in range(m):
+        for kj in range(m):
+            val = v[kj] + (p["e"][idx[qi, kj]] if variant == "shaw" else 0.0)
+            gate = p["g"][idx[qi, kj]] if variant == "toeplitz" else 1.0
+            o[qi] += a[qi, kj] * gate * val
+    y = np.maximum((x + o) @ p["W1"] + p["c1"], 0.0) @ p["w2"] + p["c2"]
+    return y[1:-1] if variant == "boundary" else y
+
+
+@pytest.mark.parametrize("variant", list(pp.VARIANTS))
+def test_forward_matches_the_written_out_model(variant):
+    """Each variant against an inline formula with random, asymmetric r, g, e and tokens:
+    pins the sign of the offset i − j in r, g and e, and [SEP] among the keys."""
+    p = pp.init_params(jax.random.PRNGKey(3), d=4, clip=3, hidden=6)
+    ks = jax.random.split(jax.random.PRNGKey(4), 3)
+    p["r"] = 1.5 * jax.random.normal(ks[0], p["r"].shape)
+    p["g"] = 1.0 + jax.random.normal(ks[1], p["g"].shape)
+    p["e"] = jax.random.normal(ks[2], p["e"].shape)
+    p["c1"] = jnp.full(p["c1"].shape, 0.5)          # keep most ReLUs active
+    lens = [1, 2, 5, 9]
+    y = pp.probe_outputs(p, lens, variant)
+    for row, n in zip(y, lens):
+        ref = _reference_outputs(p, n, variant)
+        assert np.allclose(row[:n], ref, rtol=1e-10, atol=1e-12), (variant, n)
+        assert n < 9 or variant == "softmax" or np.ptp(ref) > 1e-4   # not degenerate
+
+
+def test_offset_sign_and_sep_matter():
+    """The written-out model itself tells the mutations apart (so the test above can fail)."""
+    p = pp.init_params(jax.random.PRNGKey(3), d=4, clip=3, hidden=6)
+    p["r"] = jnp.arange(7.0) / 3
+    p["g"] = jnp.arange(7.0)
+    p["e"] = jnp.outer(jnp.arange(7.0), jnp.ones(4))
+    flip = {k: (v[::-1] if k in ("r", "g", "e") else v) for k, v in p.items()}
+    for variant in ("shaw", "toeplitz"):
+        assert np.ptp(_reference_outputs(p, 6, variant)
+                      - _reference_outputs(flip, 6, variant)) > 1e-3
+    no_sep = dict(p, x_sep=p["x0"])
+    assert np.max(np.abs(_reference_outputs(p, 6, "boundary")
+                         - _reference_outputs(no_sep, 6, "boundary"))) > 1e-3
+
+
+def test_boundary_tokens_equal_to_the_zeros_fall_back_to_the_defect():
+    p = pp.init_params(jax.random.PRNGKey(5))
+    p["r"] = jnp.linspace(-2, 2, p["r"].shape[0])
+    p = dict(p, x_cls=p["x0"], x_sep=p["x0"])
+    y = pp.probe_outputs(p, [3, 11], "boundary")
+    assert np.nanmax(y) - np.nanmin(y) < 1e-12
+
+
+def test_l2_long_config():
+    cfg = pp.L2_LONG_CONFIG
+    assert cfg["variants"] == ["l2", "swish_l2"] and cfg["steps"] % cfg["log_every"] == 0
+    assert {k: v for k, v in cfg.items() if k not in ("variants", "steps", "lr", "log_every")} \
+        == {k: v for k, v in pp.RUN_CONFIG.items()
+            if k not in ("variants", "steps", "lr", "log_every")}
