@@ -18,8 +18,10 @@ equivalently, the positions); each returns frequencies to pass to :func:`rotate`
 ``θ_m = β^{−(m−1)}``) and ``λ = k^{2/d}``:
 
 - :func:`pi_frequencies`: position interpolation, ``θ_m / k`` (positions divided by ``k``);
-- :func:`ntk_aware_frequencies`: the base change ``β → βλ``, ``(βλ)^{−(m−1)}`` (base ``→ base·k``);
-- :func:`ntk_fixed_frequencies`: ``1 / (λ (βλ)^{m−1})``, which compresses the slowest pair by ``k``;
+- :func:`ntk_aware_frequencies`: the base change ``β → βλ``, ``(βλ)^{−(m−1)}``
+  (base ``→ base·k``);
+- :func:`ntk_fixed_frequencies`: ``1 / (λ (βλ)^{m−1})``: base ``βλ`` whose digit period also
+  grows by ``λ``; it compresses the slowest pair by ``k``;
 - :func:`mixed_base_frequencies`: ``θ_m / (λ_1⋯λ_m)`` with ``λ_1⋯λ_m = exp(a m^b)`` and
   ``a (d/2)^b = log k`` (``b = 1``: NTK-fixed, ``b = 0``: PI); :func:`mixed_base_factors` gives
   the per-pair factors ``λ_m``;
@@ -140,7 +142,10 @@ def _scale_factor(k) -> float:
 
 
 def pi_frequencies(d: int, k: float, base: float = 10000.0) -> np.ndarray:
-    """Position interpolation: ``θ_i / k``, shape ``(d/2,)`` (same as positions divided by ``k``)."""
+    """Position interpolation: ``θ_i / k``, shape ``(d/2,)``.
+
+    The same as dividing the positions by ``k``.
+    """
     return frequencies(d, base) / _scale_factor(k)
 
 
@@ -155,7 +160,7 @@ def ntk_aware_frequencies(d: int, k: float, base: float = 10000.0) -> np.ndarray
 
 
 def ntk_fixed_frequencies(d: int, k: float, base: float = 10000.0) -> np.ndarray:
-    """"NTK-RoPE-fixed": ``1 / (λ (βλ)^{m−1})`` for ``m = 1 … d/2``, ``λ = k^{2/d}``; ``(d/2,)``."""
+    """"NTK-RoPE-fixed": ``1 / (λ (βλ)^{m−1})``, ``m = 1 … d/2``, ``λ = k^{2/d}``; ``(d/2,)``."""
     f = frequencies(d, base)
     lam = _scale_factor(k) ** (2.0 / d)
     return f * lam ** (-np.arange(1, d // 2 + 1, dtype=float))
@@ -182,7 +187,8 @@ def mixed_base_factors(d: int, k: float, b: float) -> np.ndarray:
     return np.exp(np.diff(e, prepend=0.0))
 
 
-def mixed_base_frequencies(d: int, k: float, b: float, base: float = 10000.0) -> np.ndarray:
+def mixed_base_frequencies(d: int, k: float, b: float,
+                           base: float = 10000.0) -> np.ndarray:
     """"NTK-RoPE-mixed": ``β^{−(m−1)} / exp(a m^b)``, ``a (d/2)^b = log k``; shape ``(d/2,)``.
 
     ``b = 1`` gives :func:`ntk_fixed_frequencies`, ``b = 0`` gives :func:`pi_frequencies`;
@@ -192,7 +198,10 @@ def mixed_base_frequencies(d: int, k: float, b: float, base: float = 10000.0) ->
 
 
 def logn_scale(n, maxlen: int) -> np.ndarray:
-    """Query scale ``max(1, log n / log maxlen)`` for positions or lengths ``n >= 1``; ``n``'s shape."""
+    """Query scale ``max(1, log n / log maxlen)`` for positions or lengths ``n >= 1``.
+
+    Returns an array of ``n``'s shape.
+    """
     maxlen = positive_int("maxlen", maxlen, minimum=2)
     n = as_finite_array("n", n)
     if n.size and n.min() < 1:

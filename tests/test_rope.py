@@ -133,6 +133,33 @@ def test_mixed_base_factors_are_ordered_exactly_for_b_in_zero_one():
     assert np.all(np.diff(mixed_base_factors(d, k, 1.5)) > 0)    # b > 1: increasing
 
 
+@settings(max_examples=60, deadline=None)
+@given(half=st.integers(2, 128), k=st.floats(1.5, 64.0), b=st.floats(-1.0, 3.0))
+def test_mixed_base_ordering_holds_iff_b_in_zero_one(half, k, b):
+    """λ_1 ≥ … ≥ λ_{d/2} ≥ 1 for 0 ≤ b ≤ 1; for b < 0 some λ_m < 1, for b > 1 λ_1 < λ_2."""
+    lam = mixed_base_factors(2 * half, k, b)
+    tol = 1e-12 * np.log(k)
+    ordered = np.all(np.diff(lam) <= tol) and lam.min() >= 1 - tol
+    if 0.0 <= b <= 1.0:
+        assert ordered
+    elif b < -1e-6:
+        assert lam[1:].min() < 1 and not ordered
+    elif b > 1 + 1e-6:
+        assert lam[0] < lam[1] and not ordered
+
+
+@settings(max_examples=40, deadline=None)
+@given(half=st.integers(1, 128), k=st.floats(1.01, 64.0), b=st.floats(0.0, 1.0))
+def test_mixed_running_products_dominate_ntk_fixed_for_b_at_most_one(half, k, b):
+    """λ_1⋯λ_m ≥ λ^m (λ = k^{2/d}) for every m when b ≤ 1: the low digits take more."""
+    d = 2 * half
+    prod = np.cumprod(mixed_base_factors(d, k, b))
+    fixed = (k ** (2 / d)) ** np.arange(1, half + 1)
+    assert np.all(prod >= fixed * (1 - 1e-12))
+    np.testing.assert_allclose(mixed_base_frequencies(d, k, b) <= ntk_fixed_frequencies(d, k)
+                               * (1 + 1e-12), True)
+
+
 def test_logn_scale_is_one_inside_the_training_length():
     n = np.array([1, 2, 511, 512, 1024, 4096])
     s = logn_scale(n, 512)
