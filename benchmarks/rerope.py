@@ -9,6 +9,10 @@ w = n/4, k = 1/16: two score passes merged by the window mask, :mod:`sulib.rerop
 is the time ratio Leaky / RoPE per interleaved round, median and range (see ``_timing.py``),
 for sequence lengths 256, 512, 1024 and for one head of size 128 (as GAU) and four of size 32.
 These are CPU ratios of a toy model, not the post's GPU timings of a 100M-parameter GAU model.
+
+The step calls sulib.rerope's jitted kernels ``_rope_attention`` and ``_leaky_attention``
+directly: the public ``rope_attention`` / ``leaky_rerope_attention`` check their inputs on the
+host (NumPy), which cannot run on the tracers inside this jitted training step.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ relative positions are stretched) and runs plain RoPE at inference.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import jax
 import jax.numpy as jnp
@@ -51,27 +52,28 @@ def _leaky(d, w, k):
     return jnp.where(d < w, d, w + (d - w) / k)
 
 
-def leaky_rerope_positions(rel, w: float, k: float) -> jax.Array:
+def leaky_rerope_positions(rel, w: float, k_slope: float) -> jax.Array:
     """Leaky ReRoPE map ``r(d) = d`` for ``d < w``, ``w + (d − w)/k`` for ``d ≥ w``.
 
     Args:
         rel: relative positions ``d = i − j``, any shape (causal use: ``d ≥ 0``; values
             below ``w``, negative ones included, are returned unchanged).
         w: window width > 0.
-        k: slope divisor > 0 (``k > 1`` compresses: forward use; ``k < 1`` stretches:
-            inverse use; ``k = 1`` is plain RoPE).
+        k_slope: slope divisor ``k`` > 0 (``k > 1`` compresses: forward use; ``k < 1``
+            stretches: inverse use; ``k = 1`` is plain RoPE).
 
     Returns:
         array of ``rel``'s shape, float.
     """
     d = as_finite_array("rel", rel)
     w = positive_scalar("w", w)
-    k = positive_scalar("k", k)
-    return _leaky(jnp.asarray(d, dtype=jnp.result_type(float)), w, k)
+    k_slope = positive_scalar("k_slope", k_slope)
+    return _leaky(jnp.asarray(d, dtype=jnp.result_type(float)), w, k_slope)
 
 
 def rerope_positions(rel, w: float) -> jax.Array:
-    """ReRoPE map ``r(d) = min(d, w)``, the ``k → ∞`` limit of :func:`leaky_rerope_positions`."""
+    """ReRoPE map ``r(d) = min(d, w)``, the ``k → ∞`` limit of
+    :func:`leaky_rerope_positions`; ``rel`` any shape, returned with its shape, float."""
     d = as_finite_array("rel", rel)
     w = positive_scalar("w", w)
     return jnp.minimum(jnp.asarray(d, dtype=jnp.result_type(float)), w)
@@ -84,28 +86,34 @@ def relative_matrix(n: int) -> np.ndarray:
     return idx[:, None] - idx[None, :]
 
 
-def _window_slope(w, k, length):
+def _window_slope(w, k_slope, length):
     length = positive_int("length", length)
     w = positive_scalar("w", w)
-    k = positive_scalar("k", k)
+    k_slope = positive_scalar("k_slope", k_slope)
     if w > length - 1:
         raise ValueError(f"w must be <= length - 1 = {length - 1}, got {w}")
-    return w, k, length
+    return w, k_slope, length
 
 
-def max_relative_position(length: int, w: float, k: float) -> float:
-    """Largest remapped relative position over ``length`` tokens: ``w + (length − 1 − w)/k``."""
-    w, k, length = _window_slope(w, k, length)
-    return w + (length - 1 - w) / k
+def max_relative_position(length: int, w: float, k_slope: float) -> float:
+    """Largest remapped relative position over ``length`` tokens:
+    ``w + (length − 1 − w)/k`` with ``k = k_slope``."""
+    w, k_slope, length = _window_slope(w, k_slope, length)
+    return w + (length - 1 - w) / k_slope
 
 
 def forward_min_k(length: int, train_len: int, w: float) -> int:
-    """Smallest integer ``k`` with ``w + (length − 1 − w)/k ≤ train_len/2`` (needs w < train_len/2)."""
+    """Smallest integer ``k ≥ 1`` with ``w + (length − 1 − w)/k ≤ train_len/2``.
+
+    Needs ``w < train_len/2``. Computed in exact rational arithmetic (``w`` is taken at its
+    exact binary value), so a bound that is an integer is not pushed up by rounding.
+    """
     train_len = positive_int("train_len", train_len, minimum=2)
     w, _, length = _window_slope(w, 1.0, length)
     if not w < train_len / 2:
         raise ValueError(f"w must be < train_len/2 = {train_len / 2}, got {w}")
-    return max(1, math.ceil((length - 1 - w) / (train_len / 2 - w)))
+    wq = Fraction(w)
+    return max(1, math.ceil((length - 1 - wq) / (Fraction(train_len, 2) - wq)))
 
 
 def inverse_settings(train_len: int, factor: float) -> dict:
@@ -126,7 +134,8 @@ def inverse_settings(train_len: int, factor: float) -> dict:
 def _check_qk(q, k):
     q, k = _check_head("q", q), _check_head("k", k)
     if q.shape != k.shape or q.ndim < 2:
-        raise ValueError(f"q and k must have one shape (..., n, d), got {q.shape}, {k.shape}")
+        raise ValueError(
+            f"q and k must have one shape (..., n, d), got {q.shape}, {k.shape}")
     return q, k
 
 
@@ -182,6 +191,9 @@ def _softmax_causal(s, v):
     return jax.nn.softmax(s, axis=-1) @ v
 
 
+# The two jitted kernels below take no host-side checks, so they can be called inside a
+# traced function (benchmarks/rerope.py calls them from a jitted training step);
+# rope_attention and leaky_rerope_attention are the checked public entry points.
 @jax.jit
 def _rope_attention(q, k, v, freqs):
     pos = jnp.arange(q.shape[-2], dtype=q.dtype)
@@ -269,9 +281,9 @@ def _code_distance(weights, freqs, trained, test):
 def code_distance(weights, freqs, trained, test) -> jax.Array:
     """Weighted distance from each test position's RoPE code to the nearest trained one.
 
-    ``D(r) = min_{r0 ∈ trained} Σ_i w_i |e^{i r θ_i} − e^{i r0 θ_i}| / Σ_i w_i``, which bounds
-    ``min_{r0} |s(r) − s(r0)| / Σ_i |c_i|`` for a query–key pair whose complex pair products
-    ``c_i`` have moduli ``w_i`` (the score is ``s(r) = Re Σ_i c_i e^{i r θ_i}``).
+    ``D(r) = min_{r0 ∈ trained} Σ_i w_i |e^{i r θ_i} − e^{i r0 θ_i}| / Σ_i w_i``, which
+    bounds ``min_{r0} |s(r) − s(r0)| / Σ_i |c_i|`` for a query–key pair whose complex pair
+    products ``c_i`` have moduli ``w_i`` (the score is ``s(r) = Re Σ_i c_i e^{i r θ_i}``).
 
     Args:
         weights: ``(n_w, d/2)`` non-negative pair weights, each row with a positive sum.
@@ -284,7 +296,8 @@ def code_distance(weights, freqs, trained, test) -> jax.Array:
     """
     w = as_finite_array("weights", weights, min_ndim=2)
     if w.ndim != 2 or np.any(w < 0) or np.any(w.sum(axis=1) <= 0):
-        raise ValueError("weights must be (n_w, d/2), non-negative, each row with a positive sum")
+        raise ValueError(
+            "weights must be (n_w, d/2), non-negative, each row with a positive sum")
     f = _check_freqs(freqs, 2 * w.shape[1])
     t = as_finite_array("trained", trained)
     r = as_finite_array("test", test)

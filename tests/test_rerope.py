@@ -81,6 +81,31 @@ def test_the_posts_settings():
     assert max_relative_position(4096, 128, 31) <= 256 < max_relative_position(4096, 128, 30)
 
 
+@settings(max_examples=80, deadline=None)
+@given(length=st.integers(2, 3000), train_len=st.integers(2, 3000), data=st.data())
+def test_forward_min_k_is_the_smallest_integer_meeting_the_rule(length, train_len, data):
+    """Brute force in exact integers: r_max(k) ≤ train_len/2  ⇔  2(L−1−w) ≤ k(train_len − 2w)."""
+    w_hi = min(length - 1, (train_len - 1) // 2)
+    if w_hi < 1:
+        return
+    w = data.draw(st.integers(1, w_hi))
+    ks = np.arange(1, 2 * length + 2, dtype=np.int64)
+    ok = 2 * (length - 1 - w) <= ks * (train_len - 2 * w)
+    brute = int(ks[np.argmax(ok)])
+    assert ok.any() and forward_min_k(length, train_len, w) == brute
+    assert max_relative_position(length, w, brute) <= train_len / 2 + 1e-9
+    if brute > 1:
+        assert max_relative_position(length, w, brute - 1) > train_len / 2
+
+
+@pytest.mark.parametrize("length, train_len, w, k", [
+    (4096, 512, 128, 31), (4097, 512, 128, 31), (4098, 512, 128, 32),   # 3967, 3968, 3969
+    (1025, 512, 0.5, 5), (11, 10, 1, 3), (10, 100, 9, 1)])
+def test_forward_min_k_at_exact_integer_bounds(length, train_len, w, k):
+    # (L − 1 − w)/(train_len/2 − w) = 3967/128, 31, 3969/128, 4, 3, 0: the ceiling edges
+    assert forward_min_k(length, train_len, w) == k
+
+
 def test_nearest_trained():
     out = np.asarray(nearest_trained([0.2, 3.5, 7.0, 100.0, -3.0], [0.0, 1, 2, 4, 8]))
     np.testing.assert_array_equal(out, [0, 4, 8, 8, 0])
@@ -98,12 +123,30 @@ def test_code_distance_agrees_with_rope_module_on_plain_training_positions():
     assert ours[:, seen].max() < 1e-12 and ours[:, ~seen].min() > 1e-3
 
 
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), m=st.integers(1, 40))
+def test_code_distance_on_an_uneven_non_integer_trained_set_by_brute_force(seed, m):
+    rng = np.random.default_rng(seed)
+    trained = np.sort(rng.uniform(0, 300, m))           # non-integer, unevenly spaced
+    test = rng.uniform(0, 600, 25)
+    wts = rng.uniform(0, 1, size=(3, 8))
+    f = frequencies(16)
+    codes = lambda r: np.exp(1j * np.multiply.outer(r, f))  # noqa: E731
+    gap = np.abs(codes(test)[:, None, :] - codes(trained)[None, :, :])   # (n, m, h)
+    brute = (gap @ wts.T).min(axis=1).T / wts.sum(axis=1)[:, None]       # (n_w, n)
+    ours = np.asarray(code_distance(wts, f, trained, test))
+    np.testing.assert_allclose(ours, brute, rtol=0, atol=1e-12)
+    at_trained = np.asarray(code_distance(wts, f, trained, trained))
+    assert at_trained.max() < 1e-12
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda: leaky_rerope_positions([1.0], 0.0, 2.0), "w must be > 0"),
-    (lambda: leaky_rerope_positions([1.0], 2.0, -1.0), "k must be > 0"),
+    (lambda: leaky_rerope_positions([1.0], 2.0, -1.0), "k_slope must be > 0"),
     (lambda: leaky_rerope_positions([np.nan], 2.0, 2.0), "rel contains non-finite"),
     (lambda: relative_matrix(0), "n must be >= 1"),
     (lambda: max_relative_position(10, 12.0, 2.0), "w must be <= length - 1"),
+    (lambda: max_relative_position(10, 2.0, 0.0), "k_slope must be > 0"),
     (lambda: forward_min_k(4096, 512, 300.0), "w must be < train_len/2"),
     (lambda: inverse_settings(512, 0.0), "factor must be > 0"),
     (lambda: leaky_rerope_scores(np.ones((4, 8)), np.ones((3, 8)), frequencies(8), 2.0, 2.0),
