@@ -189,17 +189,22 @@ class SoftmaxStats(NamedTuple):
 #: Elements of one block of :func:`softmax_stats`: 256 KiB of float64, so that a block and its
 #: exponentials stay in the core's L2 cache while every scale passes over it.
 _STATS_BLOCK = 2**15
+#: Partial sums per row in :func:`_block_sums` (a multiple of the vector width).
+_LANES = 8
 #: Compute dtypes of :func:`softmax_stats`.
 STATS_DTYPES = ("float64", "float32")
 
 
 # exp(u) for u <= 0 in float64: u = k ln2 + r, |r| <= ln2/2, e^r by its Taylor polynomial of degree
-# 13 (truncation < 5e-18), times 2^k put straight into the exponent bits. Measured within 1 ulp of
-# NumPy's exp over u in [-700, 0]; below -700 it returns e^-700 ≈ 1e-304 (no subnormals), which
-# is below rounding of any sum that also holds the row maximum's e^0 = 1. XLA's own float64 exp
-# on the CPU is about 1.5x slower (benchmarks/attention.py measures both).
+# 13 (truncation < 5e-18), times 2^k put straight into the exponent bits. The polynomial is
+# 1 + (r + r² q(r)) with q = Σ_{i=2}^{13} r^{i-2}/i! in Estrin's scheme (pairs c_i + c_{i+1} r
+# combined with r², r⁴, r⁸: a dependency chain of 5 multiply-adds instead of Horner's 13), and the
+# two leading terms added last, which keeps the rounding of Horner's form. Measured within 1 ulp of
+# NumPy's exp over u in [-700, 0] (tests/test_attention.py); below -700 it returns e^-700 ≈ 1e-304
+# (no subnormals), which is below rounding of any sum that also holds the row maximum's e^0 = 1.
+# XLA's own float64 exp on the CPU is slower (benchmarks/attention.py measures both).
 _LN2_HI, _LN2_LO = 0.6931471803691238, 1.9082149292705877e-10  # ln 2 = HI + LO, HI has 32 bits
-_EXP_COEFFS = tuple(1.0 / math.factorial(i) for i in range(13, -1, -1))
+_EXP_COEFFS = tuple(1.0 / math.factorial(i) for i in range(2, 14))  # c_2 ... c_13 of q
 _SHIFT = 6755399441055744.0  # 1.5 * 2^52: k + SHIFT holds k in its low mantissa bits
 
 
@@ -207,9 +212,14 @@ def _exp_nonpositive(u):
     u = jnp.maximum(u, -700.0)
     k = jnp.round(u * (1.0 / math.log(2.0)))
     r = (u - k * _LN2_HI) - k * _LN2_LO
-    p = jnp.full_like(r, _EXP_COEFFS[0])
-    for c in _EXP_COEFFS[1:]:
-        p = p * r + c
+    r2 = r * r
+    terms = [c0 + c1 * r for c0, c1 in zip(_EXP_COEFFS[0::2], _EXP_COEFFS[1::2])]  # 6 pairs
+    power = r2
+    while len(terms) > 1:  # Estrin: 6 -> 3 -> 2 -> 1 terms, with r², r⁴, r⁸
+        pairs = [terms[i] + terms[i + 1] * power for i in range(0, len(terms) - 1, 2)]
+        terms = pairs + terms[len(terms) - len(terms) % 2:]
+        power = power * power
+    p = 1.0 + (r + r2 * terms[0])
     k_bits = lax.bitcast_convert_type(k + _SHIFT, jnp.int64)  # the exponent field shifts k out
     return lax.bitcast_convert_type(lax.bitcast_convert_type(p, jnp.int64) + (k_bits << 52), jnp.float64)
 
@@ -227,7 +237,13 @@ def _block_sums(xc, lam, exp_dtype):
     # without the barrier XLA recomputes exp in each of the three reductions; with it the block
     # of exponentials is written once (it is small enough to stay in cache) and read three times
     e = lax.optimization_barrier(e)
-    return jnp.stack([jnp.sum(e, axis=-1), jnp.sum(e * xc, axis=-1), jnp.sum(e * e, axis=-1)])
+    g, c = xc.shape
+    if c % _LANES:
+        return jnp.stack([jnp.sum(e, axis=-1), jnp.sum(e * xc, axis=-1), jnp.sum(e * e, axis=-1)])
+    # summing (G, C/L, L) over the middle axis first keeps L partial sums per row in a vector
+    # register; a plain sum over the last axis is one scalar chain bound by the add latency
+    lanes = lambda a: a.reshape(g, c // _LANES, _LANES).sum(axis=1).sum(axis=-1)
+    return jnp.stack([lanes(e), lanes(e * xc), lanes(e * e)])
 
 
 def _scale_sums(xh, xn, lam, exp_dtype):
