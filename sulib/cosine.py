@@ -142,13 +142,15 @@ def tree_block_cosines(u, g) -> BlockCosines:
         raise ValueError(f"u and g must have the same tree structure, got {su} and {sg}")
     for k, (p, q) in enumerate(zip(jax.tree_util.tree_leaves(u), jax.tree_util.tree_leaves(g))):
         p, q = _pair(p, q, min_ndim=0)
-        if not np.any(p) or not np.any(q):
-            raise ValueError(f"leaf {k} of u or g is zero; its cosine is undefined")
+        for name, v in (("u", p), ("g", q)):
+            if not np.any(v):
+                raise ValueError(f"leaf {k} of {name} is zero; its cosine is undefined")
     return _tree_kernel(u, g)
 
 
-def two_block_family(lam: float, delta: float) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-    """The two-block family whose block cosines both equal ``lam``; global cosine 2 δ λ / (1 + δ²).
+def two_block_family(lam: float,
+                     delta: float) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Two blocks whose cosines both equal ``lam``, global cosine 2 δ λ / (1 + δ²).
 
     With unit vectors ``p = (1, 0)`` and ``q = (lam, sqrt(1 - lam²))`` (so cos(p, q) = lam),
     ``x = [delta p, p]`` and ``y = [q, delta q]``: the short blocks are ``x_1`` and ``y_2``.
@@ -277,7 +279,7 @@ def update_gradient_trace(key: jax.Array, optimizer: str, *, steps: int = 300,
     sizes = tuple(positive_int(f"sizes[{i}]", s) for i, s in enumerate(sizes))
     params, xs, ys = _setup(key, sizes, n_data)
     names = tuple(f"{p}{i + 1}" for i in range(len(params)) for p in ("W", "b"))
-    out = _trace_kernel(params, xs, ys, optimizer, steps, lr)
+    out = _trace_kernel(params, xs, ys, optimizer, steps, jnp.asarray(lr, float))
     block, weight, normcos, total, loss, lblock, lweight, lnormcos = (np.asarray(v) for v in out)
     return UpdateTrace(block, weight, normcos, total, loss, names, lblock, lweight, lnormcos)
 
@@ -289,8 +291,9 @@ def _setup(key, sizes: tuple[int, ...], n_data: int):
     return (mlp_init(k_init, sizes), *_toy_data(k_data, n_data))
 
 
-@partial(jax.jit, static_argnames=("optimizer", "steps", "lr"))
-def _trace_kernel(params, xs, ys, optimizer: str, steps: int, lr: float):
+@partial(jax.jit, static_argnames=("optimizer", "steps"))
+def _trace_kernel(params, xs, ys, optimizer: str, steps: int, lr: jax.Array):
+    """The scan of :func:`update_gradient_trace`; ``lr`` is traced (no recompile per rate)."""
     opt = _optimizer(optimizer, lr)
     loss_fn = lambda p: jnp.mean((mlp_apply(p, xs) - ys) ** 2)
 

@@ -95,6 +95,48 @@ def test_pearson_split_against_corrcoef():
     assert np.all(s.within_r > 0) and s.pooled_r < 0      # the data are a Simpson case
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10**6), st.permutations(range(21)))
+def test_pearson_split_with_shuffled_labels(seed, perm):
+    """Labels in any order (not sorted, not contiguous): each group's r is its own."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.array([4, 1, 7]), [6, 8, 7])[list(perm)]   # shuffled, gaps in labels
+    x = rng.normal(size=21) + groups
+    y = 0.5 * x - groups + rng.normal(size=21)
+    s = pearson_split(x, y, groups)
+    for k, lab in enumerate((1, 4, 7)):                  # within_r follows sorted labels
+        m = groups == lab
+        assert abs(s.within_r[k] - np.corrcoef(x[m], y[m])[0, 1]) < 1e-12
+        xc, yc = x[m] - x[m].mean(), y[m] - y[m].mean()
+        w = np.linalg.norm(xc) * np.linalg.norm(yc)
+        w /= np.linalg.norm(x - x.mean()) * np.linalg.norm(y - y.mean())
+        assert abs(s.within_weight[k] - w) < 1e-12
+    means = lambda v: np.array([v[groups == lab].mean() for lab in groups])
+    bx, by = means(x) - x.mean(), means(y) - y.mean()
+    assert abs(s.between_r - bx @ by / np.linalg.norm(bx) / np.linalg.norm(by)) < 1e-12
+    total = np.sum(s.within_weight * s.within_r) + s.between_weight * s.between_r
+    assert abs(total - np.corrcoef(x, y)[0, 1]) < 1e-12
+
+
+def test_tree_block_cosines_against_numpy_leaves():
+    """Each leaf's cosine, weight and the global cosine, computed leaf by leaf in NumPy."""
+    rng = np.random.default_rng(5)
+    shapes = [(3, 4), (4,), (4, 2), (2,), (2, 1), (1,)]
+    u = [rng.normal(size=sh) * rng.uniform(0.1, 5.0) for sh in shapes]
+    g = [rng.normal(size=sh) * rng.uniform(0.1, 5.0) for sh in shapes]
+    d = tree_block_cosines(u, g)
+    a = np.array([np.sqrt(np.sum(p * p)) for p in u])
+    c = np.array([np.sqrt(np.sum(q * q)) for q in g])
+    inner = np.array([np.sum(p * q) for p, q in zip(u, g)])
+    np.testing.assert_allclose(d.block, inner / (a * c), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(d.weight, a * c / (np.hypot.reduce(a) * np.hypot.reduce(c)),
+                               rtol=0, atol=1e-13)
+    fu = np.concatenate([p.ravel() for p in u])
+    fg = np.concatenate([q.ravel() for q in g])
+    assert abs(float(d.total) - fu @ fg / np.linalg.norm(fu) / np.linalg.norm(fg)) < 1e-13
+    assert abs(float(d.norm_cosine) - a @ c / np.linalg.norm(a) / np.linalg.norm(c)) < 1e-13
+
+
 def _first_gradient(key, sizes=(2, 32, 32, 1), n_data=256):
     """The gradient at the first step of update_gradient_trace, rebuilt from its parts."""
     k_data, k_init = jax.random.split(key)
@@ -154,5 +196,13 @@ def test_bad_inputs():
         update_gradient_trace(KEY, "rmsprop")
     with pytest.raises(ValueError, match="steps"):
         update_gradient_trace(KEY, "adam", steps=0)
+    with pytest.raises(ValueError, match="lr"):
+        update_gradient_trace(KEY, "adam", steps=1, lr=0.0)
+    with pytest.raises(ValueError, match="n_data"):
+        update_gradient_trace(KEY, "adam", steps=1, n_data=1)
+    with pytest.raises(ValueError, match="leaf 1 of g is zero"):
+        tree_block_cosines([np.ones(2), np.ones(3)], [np.ones(2), np.zeros(3)])
+    with pytest.raises(ValueError, match="leaf 0 of u is zero"):
+        tree_block_cosines([np.zeros(2)], [np.ones(2)])
     with pytest.raises(ValueError, match="tree structure"):
         tree_block_cosines([np.ones(2)], (np.ones(2), np.ones(2)))
