@@ -1,11 +1,12 @@
 """Transformer-VQ attention: softmax attention whose keys are vector-quantized (post 9844).
 
-With quantized keys ``K̂ = Δ C`` (``Δ`` one-hot ``(n, c)``, ``C`` the codebook ``(c, d_k)``), the
-scores against any key are scores against a code, so ``exp(Q K̂ᵀ) V = exp(Q Cᵀ) (Δᵀ V)``: the
-work is linear in the length ``n``. This module computes one head (no batch axis) four ways:
+With quantized keys ``K̂ = Δ C`` (``Δ`` one-hot ``(n, c)``, ``C`` the codebook
+``(c, d_k)``), the scores against any key are scores against a code, so
+``exp(Q K̂ᵀ) V = exp(Q Cᵀ) (Δᵀ V)``: the work is linear in the length ``n``. This module
+computes one head (no batch axis) four ways:
 
-* :func:`quadratic_attention` — the ``O(n²)`` reference: softmax of ``Q K̂ᵀ`` (+ a windowed bias),
-  causal or not;
+* :func:`quadratic_attention` — the ``O(n²)`` reference: softmax of ``Q K̂ᵀ`` (+ a windowed
+  bias), causal or not;
 * :func:`pickout_attention` — the encoder (bidirectional) pick-out form, ``O(n c)``;
 * :func:`recurrent_attention` — the causal recurrence ``O_i = exp(Q_i Cᵀ) U_i``,
   ``U_i = U_{i-1} + Δ_iᵀ V_i``, one position per step;
@@ -15,12 +16,13 @@ work is linear in the length ``n``. This module computes one head (no batch axis
   keys pass through a straight-through estimator in the two local blocks and the history is
   under ``stop_gradient``: the training scheme of the paper.
 
-Every form keeps ``exp`` bounded the same way: the state stores per code the count ``n_s`` and the
-mean value ``Ū_s = U_s / n_s`` (never the raw sum), a code's logit is ``q·c_s + log n_s``, and the
-largest logit of the row (codes and local keys together) is subtracted before ``exp``; that is
-the official implementation's ``upper_div_lower`` cache. The bias is given per query and offset,
-``bias[i, t]`` added to the score of key ``j = i - t`` for ``0 ≤ t ≤ w`` (``w = bias.shape[1] - 1``)
-and zero beyond; a Toeplitz bias is one row broadcast.
+Every form keeps ``exp`` bounded the same way: the state stores per code the count ``n_s``
+and the mean value ``Ū_s = U_s / n_s`` (never the raw sum), a code's logit is
+``q·c_s + log n_s``, and the largest logit of the row (codes and local keys together) is
+subtracted before ``exp``; that is the official implementation's ``upper_div_lower`` cache. The
+bias is given per query and offset, ``bias[i, t]`` added to the score of key ``j = i - t`` for
+``0 ≤ t ≤ w`` (``w = bias.shape[1] - 1``) and zero beyond; a Toeplitz bias is one row
+broadcast.
 """
 
 from __future__ import annotations
@@ -166,9 +168,10 @@ def _pickout(q, codebook, codes, v, c):
 
 
 def pickout_attention(q, codebook, codes, v) -> jax.Array:
-    """Bidirectional attention with keys ``codebook[codes]`` via ``exp(QCᵀ)(ΔᵀV)``; ``(n, d_v)``.
+    """Bidirectional attention with keys ``codebook[codes]`` via ``exp(QCᵀ)(ΔᵀV)``.
 
-    q: ``(n, d_k)``; codebook: ``(c, d_k)``; codes: ``(n,)`` ints; v: ``(n, d_v)``. Cost ``O(n c)``.
+    q: ``(n, d_k)``; codebook: ``(c, d_k)``; codes: ``(n,)`` ints; v: ``(n, d_v)``. Returns
+    ``(n, d_v)``. Cost ``O(n c)``.
     """
     q = _matrix("q", q)
     codebook = _matrix("codebook", codebook, cols=q.shape[1])
@@ -187,7 +190,8 @@ def _recurrent(q, codebook, codes, v):
         q_i, z_i, v_i = x
         delta = jax.nn.one_hot(z_i, c, dtype=v.dtype)            # Δ_i
         counts = counts + delta                                   # U_i = U_{i-1} + Δ_iᵀ V_i,
-        means = means + delta[:, None] * (v_i[None, :] - means) / jnp.maximum(counts, 1.0)[:, None]
+        means = means + (delta[:, None] * (v_i[None, :] - means)
+                         / jnp.maximum(counts, 1.0)[:, None])
         logits = codebook @ q_i + _log_counts(counts)             # stored as counts and means
         w = jnp.exp(logits - jnp.max(logits))
         return (counts, means), (w @ means) / jnp.sum(w)
@@ -199,8 +203,8 @@ def _recurrent(q, codebook, codes, v):
 def recurrent_attention(q, codebook, codes, v) -> jax.Array:
     """Causal attention with keys ``codebook[codes]``, one position per step; ``(n, d_v)``.
 
-    ``O_i ∝ exp(Q_i Cᵀ) U_i`` with ``U_i = U_{i-1} + Δ_iᵀ V_i`` (so ``U_i`` sums ``j ≤ i``); the
-    state is ``(counts (c,), means (c, d_v))``. Shapes as in :func:`pickout_attention`.
+    ``O_i ∝ exp(Q_i Cᵀ) U_i`` with ``U_i = U_{i-1} + Δ_iᵀ V_i`` (so ``U_i`` sums ``j ≤ i``);
+    the state is ``(counts (c,), means (c, d_v))``. Shapes as in :func:`pickout_attention`.
     """
     q = _matrix("q", q)
     codebook = _matrix("codebook", codebook, cols=q.shape[1])
@@ -246,8 +250,9 @@ def _block(q, keys, codebook, v, bias, block_len):
             / jnp.maximum(new_counts, 1.0)[:, None]
         return (new_counts, new_means, k_b, v_b, z_b), out
 
-    init = (jnp.zeros(c, v.dtype), jnp.zeros((c, d_v), v.dtype), jnp.zeros((l, d_k), q.dtype),
-            jnp.zeros((l, d_v), v.dtype), jnp.zeros(l, jnp.int32))
+    init = (jnp.zeros(c, v.dtype), jnp.zeros((c, d_v), v.dtype),
+            jnp.zeros((l, d_k), q.dtype), jnp.zeros((l, d_v), v.dtype),
+            jnp.zeros(l, jnp.int32))
     return jax.lax.scan(step, init, blocks)[1].reshape(n, d_v)
 
 
@@ -278,7 +283,11 @@ def block_attention_kernel(q, keys, codebook, v, bias, block_len: int) -> jax.Ar
     """:func:`block_attention` without the host-side checks, for use under ``jax.grad``/``jit``.
 
     Same shapes; ``bias`` is ``None`` or ``(n, w + 1)``; ``block_len`` is static. The caller
-    guarantees what :func:`block_attention` checks.
+    guarantees what :func:`block_attention` checks, including ``w ≤ block_len``. A wider bias
+    is not an error here: it is applied only inside the two local blocks (offsets up to
+    ``2·block_len - 1`` that land in blocks ``i`` and ``i - 1``), while keys of block ``i - 2``
+    and older, some of which quadratic attention would bias, are read through the codebook
+    without it, so the result then differs from quadratic attention with that bias.
     """
     return _block(q, keys, codebook, v, bias, block_len)
 
