@@ -96,3 +96,24 @@ def setting() -> str:
     """Where the timings run: CPUs this process may use and BLAS threads."""
     return (f"{len(os.sched_getaffinity(0))} of {os.cpu_count()} CPUs (BENCH_ALL_CPUS=1: all), "
             f"BLAS threads {os.environ['OPENBLAS_NUM_THREADS']}")
+
+
+def write_result(path: str, script: str, **fields) -> None:
+    """Store a benchmark's results as JSON at ``path``, for a chapter that loads it and checks its sha256.
+
+    The record starts with the command that remakes the file (``script`` is the benchmark's path) and
+    the machine it ran on; ``fields`` (config, a note on the ratios, results, ...) follow in order.
+    """
+    import json
+    import platform
+
+    import jax
+
+    record = {"command": f"OPENBLAS_NUM_THREADS=1 .venv/bin/python {script} {path}",
+              "machine": f"{platform.machine()} CPU, {setting()}; Python "
+                         f"{platform.python_version()}, jax {jax.__version__}",
+              **fields}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    print(f"wrote {path}")

@@ -17,10 +17,8 @@ block, and for each ratio its median, minimum and maximum and the per-round valu
 
 from __future__ import annotations
 
-from _timing import interleaved, setting  # sets the bench environment (1 CPU, JAX on CPU)
+from _timing import interleaved, setting, write_result  # sets the bench environment
 
-import json  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 
 import jax  # noqa: E402
@@ -68,19 +66,13 @@ def main(path: str | None) -> None:
             row[k + "_rounds"] = [round(a / b, 4) for a, b in zip(r.times[num], r.times[den])]
         rows.append(row)
     if path:
-        out = {"command": "OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/gau.py " + path,
-               "machine": f"{platform.machine()} CPU, {setting()}; Python "
-                          f"{platform.python_version()}, jax {jax.__version__}",
-               "config": {"d": D, "heads": HEADS, "s": S, "e": 2 * D, "ffn": 4 * D, "batch": 1,
-                          "dtype": "float32", "rounds": ROUNDS, "pass": "forward"},
-               "ratios": "X_over_Y: time of X / time of Y, [median, min, max] over interleaved "
-                         "rounds; X_over_Y_rounds: the per-round values; blocks in the heads-"
-                         "first layout except roformer_v2_naive ((b, n, h, c) einsums)",
-               "results": rows}
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(out, f, indent=1, ensure_ascii=False)
-            f.write("\n")
-        print(f"wrote {path}")
+        write_result(path, "benchmarks/gau.py",
+                     config={"d": D, "heads": HEADS, "s": S, "e": 2 * D, "ffn": 4 * D, "batch": 1,
+                             "dtype": "float32", "rounds": ROUNDS, "pass": "forward"},
+                     ratios="X_over_Y: time of X / time of Y, [median, min, max] over interleaved "
+                            "rounds; X_over_Y_rounds: the per-round values; blocks in the heads-"
+                            "first layout except roformer_v2_naive ((b, n, h, c) einsums)",
+                     results=rows)
 
 
 if __name__ == "__main__":

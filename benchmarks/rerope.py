@@ -17,10 +17,8 @@ host (NumPy), which cannot run on the tracers inside this jitted training step.
 
 from __future__ import annotations
 
-from _timing import interleaved, setting  # sets the bench environment (1 CPU, JAX on CPU)
+from _timing import interleaved, setting, write_result  # sets the bench environment
 
-import json  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 
 import jax  # noqa: E402
@@ -104,19 +102,14 @@ def main(path: str | None) -> None:
                          "leaky_over_rope_rounds": [round(a / b, 4) for a, b in
                                                     zip(r.times["leaky"], r.times["rope"])]})
     if path:
-        out = {"command": "OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/rerope.py " + path,
-               "machine": f"{platform.machine()} CPU, {setting()}; Python "
-                          f"{platform.python_version()}, jax {jax.__version__}",
-               "config": {"width": WIDTH, "vocab": VOCAB, "layers": LAYERS, "batch": BATCH,
-                          "lengths": list(LENGTHS), "heads": list(HEADS), "w": "n/4",
-                          "k": K_SLOPE, "dtype": "float32", "rounds": ROUNDS,
-                          "pass": "forward + backward (value_and_grad)"},
-               "ratios": "leaky_over_rope: step time with Leaky ReRoPE / with RoPE, [median, "
-                         "min, max] over interleaved rounds; _rounds: per-round values",
-               "results": rows}
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(out, f, indent=1)
-            f.write("\n")
+        write_result(path, "benchmarks/rerope.py",
+                     config={"width": WIDTH, "vocab": VOCAB, "layers": LAYERS, "batch": BATCH,
+                             "lengths": list(LENGTHS), "heads": list(HEADS), "w": "n/4",
+                             "k": K_SLOPE, "dtype": "float32", "rounds": ROUNDS,
+                             "pass": "forward + backward (value_and_grad)"},
+                     ratios="leaky_over_rope: step time with Leaky ReRoPE / with RoPE, [median, "
+                            "min, max] over interleaved rounds; _rounds: per-round values",
+                     results=rows)
 
 
 if __name__ == "__main__":

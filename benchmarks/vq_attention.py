@@ -14,10 +14,8 @@ the results go to that JSON file (book/vq/transformer_vq.ipynb loads it and chec
 
 from __future__ import annotations
 
-from _timing import interleaved, setting  # sets the bench environment (1 CPU, JAX on CPU)
+from _timing import interleaved, setting, write_result  # sets the bench environment
 
-import json  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 
 import jax  # noqa: E402
@@ -80,21 +78,14 @@ def main(path: str | None) -> None:
             print(f"{n:>6} memory {row['memory_bytes']}")
         rows.append(row)
     if path:
-        out = {"command": "OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/vq_attention.py "
-                          + path,
-               "machine": f"{platform.machine()} CPU, {setting()}; Python "
-                          f"{platform.python_version()}, jax {jax.__version__}",
-               "config": {"d_k": D, "d_v": D, "codes": C, "block_len": L, "dtype": "float32",
-                          "rounds": ROUNDS, "pass": "forward, causal, one head"},
-               "ratios": "quadratic_over_blocks: time of quadratic / time of blocks, [median, "
-                         "min, max] over interleaved rounds; _rounds: the per-round values",
-               "memory": "XLA compiled memory_analysis(): temp_size_in_bytes + "
-                         "output_size_in_bytes",
-               "results": rows}
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(out, f, indent=1, ensure_ascii=False)
-            f.write("\n")
-        print(f"wrote {path}")
+        write_result(path, "benchmarks/vq_attention.py",
+                     config={"d_k": D, "d_v": D, "codes": C, "block_len": L, "dtype": "float32",
+                             "rounds": ROUNDS, "pass": "forward, causal, one head"},
+                     ratios="quadratic_over_blocks: time of quadratic / time of blocks, [median, "
+                            "min, max] over interleaved rounds; _rounds: the per-round values",
+                     memory="XLA compiled memory_analysis(): temp_size_in_bytes + "
+                            "output_size_in_bytes",
+                     results=rows)
 
 
 if __name__ == "__main__":
