@@ -9,6 +9,13 @@
   as Radovanović et al. use for ``S_{N_k}``);
 * :func:`log_ball_cube_ratio` — ``log(V_n / 2ⁿ)`` with ``V_n = π^{n/2} / Γ(n/2 + 1)`` the
   volume of the unit ``n``-ball and ``2ⁿ`` that of its circumscribed cube.
+
+``python -m sulib.hubness paper-run OUT.json`` writes the chapter's stored run
+(:data:`PAPER_RUN_CONFIG`): Radovanović et al.'s configuration (``N = 10000``, ``k = 5``,
+i.i.d. uniform on ``[0, 1]^d`` and standard normal data, ``d = 3, 20, 100``, plus normal
+``d = 1000``), several seeds, with the skewness of ``N_k``, its maximum, and its Spearman
+correlation with the distance to the sample mean and to a random data point; the post's hub
+filter at its size; and ``N = 2000`` normal data at ``d = 10000``.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ def _check_points(x, k: int, block: int) -> tuple[jax.Array, int, int]:
 
 def _smallest_k(d2: jax.Array, k: int) -> jax.Array:
     """Column indices of the ``k`` smallest entries of each row, ascending, ties to the
-    lower index: ``k`` rounds of argmin (XLA's CPU ``top_k`` sorts whole rows, ~8x slower)."""
+    lower index: ``k`` rounds of argmin (``argmin`` returns the first minimum)."""
     rows = jnp.arange(d2.shape[0])
 
     def step(j, carry):
@@ -128,3 +135,92 @@ def log_ball_cube_ratio(n) -> jax.Array:
     if np.any(arr <= 0):
         raise ValueError("n must be > 0")
     return _log_ratio(jnp.asarray(arr, dtype=jnp.result_type(float)))
+
+
+# ---------------------------------------------------------------------- the stored run
+
+#: Configuration of the stored run (``python -m sulib.hubness paper-run OUT.json``).
+PAPER_RUN_CONFIG = dict(
+    k=5, n=10_000, n_bins=20,
+    paper={"normal": {"dims": [3, 20, 100, 1000], "seeds": [0, 1, 2, 3, 4]},
+           "uniform": {"dims": [3, 20, 100], "seeds": [0, 1, 2]}},
+    filter={"z_dim": 128, "t": 50, "seeds": list(range(10))},
+    high_d={"n": 2000, "d": 10_000, "seeds": [0, 1, 2]})
+
+
+def _sample(dist: str, n: int, d: int, seed: int) -> np.ndarray:
+    """``(n, d)`` float64 points, i.i.d. ``"normal"`` (standard) or ``"uniform"`` on [0, 1)."""
+    rng = np.random.default_rng([seed, d, {"normal": 0, "uniform": 1}[dist]])
+    if dist == "normal":
+        return rng.standard_normal((n, d))
+    return rng.uniform(0, 1, (n, d))
+
+
+def _summary(x: np.ndarray, k: int, n_bins: int | None = None) -> dict:
+    """Skewness and maximum of ``N_k`` for ``x`` ``(N, d)``, and the Spearman correlation of
+    ``N_k`` with the distance to the sample mean and (other points) to ``x[0]``; with
+    ``n_bins``, also the mean distance and mean ``N_k`` in ``n_bins`` equal-count bins of
+    the distance to the mean (lists of length ``n_bins``)."""
+    import scipy.stats
+
+    counts = np.asarray(k_occurrence(x, k))
+    dist_mean = np.linalg.norm(x - x.mean(0), axis=1)
+    dist_point = np.linalg.norm(x - x[0], axis=1)
+    out = {"skew": float(skewness(counts)), "max": int(counts.max()),
+           "rho_mean": float(scipy.stats.spearmanr(counts, dist_mean)[0]),
+           "rho_point": float(scipy.stats.spearmanr(counts[1:], dist_point[1:])[0])}
+    if n_bins:  # mean N_k and distance in equal-count bins of the distance to the mean
+        order = np.array_split(np.argsort(dist_mean, kind="stable"), n_bins)
+        out["bin_dist"] = [float(dist_mean[b].mean()) for b in order]
+        out["bin_count"] = [float(counts[b].mean()) for b in order]
+    return out
+
+
+def _main(argv=None) -> None:  # pragma: no cover - a CLI
+    """``python -m sulib.hubness paper-run OUT.json``: the chapter's stored run."""
+    import argparse
+    import json
+    import platform
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m sulib.hubness")
+    parser.add_argument("what", choices=["paper-run"])
+    parser.add_argument("out", help="path of the .json file to write")
+    args = parser.parse_args(argv)
+    jax.config.update("jax_enable_x64", True)
+    cfg = PAPER_RUN_CONFIG
+    k, n = cfg["k"], cfg["n"]
+    paper = []
+    for dist, spec in cfg["paper"].items():
+        for d in spec["dims"]:
+            for seed in spec["seeds"]:
+                bins = cfg["n_bins"] if seed == 0 else None   # binned profile: seed 0
+                row = _summary(_sample(dist, n, d, seed), k, bins)
+                paper.append({"dist": dist, "d": d, "seed": seed, **row})
+                print(f"{dist} d = {d} seed {seed}: skew {row['skew']:.2f}",
+                      file=sys.stderr, flush=True)
+    filt = []
+    for seed in cfg["filter"]["seeds"]:
+        rng = np.random.default_rng([seed, 9147])
+        z = rng.standard_normal((n, cfg["filter"]["z_dim"]))
+        s = np.asarray(k_occurrence(z, k))
+        t = cfg["filter"]["t"]
+        filt.append({"seed": seed, "ge": int(np.sum(s >= t)), "gt": int(np.sum(s > t)),
+                     "at": int(np.sum(s == t)), "max": int(s.max())})
+    high = []
+    for seed in cfg["high_d"]["seeds"]:
+        x = _sample("normal", cfg["high_d"]["n"], cfg["high_d"]["d"], seed)
+        high.append({"seed": seed, **_summary(x, k)})
+    record = dict(
+        config=cfg, paper=paper, filter=filt, high_d=high,
+        command=" ".join(["python -m sulib.hubness",
+                          *(argv if argv is not None else sys.argv[1:])]),
+        environment=f"Python {platform.python_version()}, jax {jax.__version__}, "
+                    f"numpy {np.__version__}")
+    with open(args.out, "w") as fh:
+        json.dump(record, fh, indent=1)
+        fh.write("\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _main()

@@ -8,7 +8,15 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sulib.hubness import k_occurrence, knn_indices, log_ball_cube_ratio, skewness
+from sulib.hubness import (
+    PAPER_RUN_CONFIG,
+    _sample,
+    _summary,
+    k_occurrence,
+    knn_indices,
+    log_ball_cube_ratio,
+    skewness,
+)
 
 jax.config.update("jax_enable_x64", True)
 
@@ -57,11 +65,47 @@ def test_skewness_sign_and_batch():
     assert s[0] > 0 > s[1] and abs(s[0] + s[1]) < 1e-12
 
 
+def test_ties_and_duplicates_go_to_the_lower_index():
+    # an integer grid with many equal distances, and every point duplicated once
+    g = np.stack(np.meshgrid(np.arange(4), np.arange(4)), -1).reshape(-1, 2).astype(float)
+    x = np.concatenate([g, g])
+    idx = np.asarray(knn_indices(x, 6, block=5))
+    np.testing.assert_array_equal(idx, brute_knn(x, 6))   # stable: lower index first
+    n = len(g)
+    assert np.all(idx[:n, 0] == np.arange(n, 2 * n))      # a duplicate is the nearest
+    assert np.all(idx[n:, 0] == np.arange(n))
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 20, 100])
 def test_log_ball_cube_ratio(n):
     ref = n / 2 * np.log(np.pi) - scipy.special.gammaln(n / 2 + 1) - n * np.log(2)
     assert abs(float(log_ball_cube_ratio(n)) - ref) < 1e-12
-    assert abs(float(np.exp(log_ball_cube_ratio(2))) - np.pi / 4) < 1e-15
+
+
+def test_log_ball_cube_ratio_independent_anchors():
+    ratio = lambda n: float(np.exp(log_ball_cube_ratio(n)))  # noqa: E731
+    assert abs(ratio(1) - 1) < 1e-15                 # the segment fills [-1, 1]
+    assert abs(ratio(2) - np.pi / 4) < 1e-15         # disc in square
+    assert abs(ratio(3) - np.pi / 6) < 1e-15         # ball in cube
+    for n in range(3, 40):                           # V_n = (2π/n) V_(n−2), cube 2^n
+        step = np.exp(log_ball_cube_ratio(n) - log_ball_cube_ratio(n - 2))
+        assert abs(float(step) - 2 * np.pi / n / 4) < 1e-12
+
+
+def test_stored_run_summary():
+    x = _sample("normal", 400, 50, 0)
+    assert x.shape == (400, 50)
+    assert not np.array_equal(x, _sample("normal", 400, 50, 1))
+    u = _sample("uniform", 400, 3, 0)
+    assert u.min() >= 0 and u.max() < 1
+    row = _summary(x, 5, n_bins=10)
+    counts = np.asarray(k_occurrence(x, 5))
+    assert row["max"] == counts.max()
+    assert abs(row["skew"] - scipy.stats.skew(counts)) < 1e-10
+    assert row["rho_mean"] < -0.5                    # hubs near the mean at d = 50
+    assert len(row["bin_count"]) == 10 and abs(np.mean(row["bin_count"]) - 5) < 1e-12
+    assert np.all(np.diff(row["bin_dist"]) > 0)      # bins ordered by distance
+    assert set(PAPER_RUN_CONFIG) == {"k", "n", "n_bins", "paper", "filter", "high_d"}
 
 
 def test_bad_inputs():
