@@ -104,7 +104,9 @@ def check_renders(page) -> None:
 
 def screenshot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    # a full-page capture of a long page (the ledger: every claim of every chapter) can take over
+    # Playwright's default 30 s on a loaded 2-core machine; the picture is for people, not a check
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True, timeout=120_000)
 
 
 @pytest.mark.parametrize("path", PAGES)
