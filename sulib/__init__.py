@@ -30,6 +30,9 @@ Modules:
                   the fixes that break Σ_j a_ij = 1, trained with optax (JAX)
     vq_attention -- Transformer-VQ attention with quantized keys: quadratic, pick-out, causal recurrence,
                   block form with window bias, straight-through with history stop-gradient, k-means (JAX)
+    fsq        -- VQ-VAE's nearest-code quantizer with straight-through gradient, codebook/commitment losses
+                  and EMA step; FSQ with sigmoid or tanh bounds; codebook utilization; small VQ/FSQ MLP
+                  autoencoders and their stored sweep (JAX, optax)
     cosine     -- per-block vs global cosine: decomposition and bounds, the two-block counterexample, Pearson r
                   split into within/between-group blocks, update/gradient cosines along an optax run (JAX)
     hubness    -- exact blocked kNN, k-occurrence counts and their skewness, log(V_n/2^n) (JAX)

@@ -1,0 +1,487 @@
+"""Vector quantization (VQ-VAE) and finite scalar quantization (FSQ), with straight-through gradients.
+
+VQ (van den Oord et al.) replaces an encoder vector ``z`` by its nearest code ``e_k`` of a learned
+codebook and lets the gradient through unchanged, ``z_q = z + sg[e_k - z]``; the codebook learns
+from ``‖e_k - sg[z]‖²`` (or from an exponential moving average of the vectors assigned to each code)
+and the encoder is held near its code by the commitment term ``‖z - sg[e_k]‖²``. FSQ (Mentzer et
+al.) has no codebook: each of the ``d`` coordinates is squashed into an interval and rounded to one
+of ``L_i`` integers, ``FSQ(z) = Round[(L - 1) σ(z)]`` in post 9826's sigmoid form or
+``Round[tanh(z + s) h - o]`` in the paper's (``h = (L - 1)(1 - ε)/2``, offset ``o = ½`` for even
+``L``), again with a straight-through gradient; the implicit codebook has ``∏ L_i`` codes.
+
+Functions (host-side checks, then jitted kernels):
+
+* :func:`vq_quantize` — nearest code and the straight-through output;
+* :func:`vq_losses` — the codebook and commitment losses;
+* :func:`ema_update` — the moving-average codebook step ``e_k ← α e_k + (1 - α) mean(z | k)``;
+* :func:`fsq_bound`, :func:`fsq_quantize`, :func:`fsq_index` — FSQ's squashing, rounding and code index;
+* :func:`code_usage` — codebook utilization (share of codes used) and perplexity ``exp H``;
+* :func:`train_autoencoder` — a small MLP autoencoder with either quantizer (optax Adam), used by
+  the stored run ``python -m sulib.fsq sweep OUT.json`` of the chapter on post 9826.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ._checks import as_finite_array, one_of, positive_int, positive_scalar
+
+__all__ = ["vq_quantize", "vq_losses", "ema_update", "fsq_bound", "fsq_quantize", "fsq_index",
+           "fsq_levels_count", "code_usage", "train_autoencoder", "BOUNDS", "SWEEP_CONFIG"]
+
+BOUNDS = ("sigmoid", "tanh")
+sg = jax.lax.stop_gradient
+
+
+# --------------------------------------------------------------------------- checks
+
+class _Shape:
+    """Shape and dtype of a traced array (values are checked only outside jit/grad)."""
+
+    def __init__(self, value):
+        self.shape, self.dtype = tuple(value.shape), value.dtype
+        self.ndim = len(self.shape)
+
+    def astype(self, _):
+        return self
+
+
+def _host(name: str, value, min_ndim: int = 0):
+    if isinstance(value, jax.core.Tracer):
+        if not jnp.issubdtype(value.dtype, jnp.floating):
+            raise TypeError(f"{name} must hold real floats, got dtype {value.dtype}")
+        if value.ndim < min_ndim:
+            raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got {value.shape}")
+        return _Shape(value)
+    return as_finite_array(name, value, min_ndim=min_ndim)
+
+
+def _vectors(name: str, value) -> np.ndarray:
+    array = _host(name, value, min_ndim=1)
+    if array.shape[-1] == 0:
+        raise ValueError(f"{name} must have a non-empty last axis, got shape {array.shape}")
+    return array
+
+
+def _codebook(value, d: int) -> np.ndarray:
+    array = _host("codebook", value)
+    if array.ndim != 2 or array.shape[0] == 0:
+        raise ValueError(f"codebook must have shape (K, {d}) with K >= 1, got {array.shape}")
+    if array.shape[1] != d:
+        raise ValueError(f"codebook must have {d} columns (the last axis of z), got {array.shape}")
+    return array
+
+
+def _levels(value, d: int | None = None) -> tuple[int, ...]:
+    try:
+        levels = tuple(value)
+    except TypeError as exc:
+        raise TypeError(f"levels must be a sequence of ints, got {type(value).__name__}") from exc
+    if not levels:
+        raise ValueError("levels must not be empty")
+    levels = tuple(positive_int(f"levels[{i}]", v, minimum=2) for i, v in enumerate(levels))
+    if d is not None and len(levels) != d:
+        raise ValueError(f"levels must have {d} entries (the last axis of z), got {len(levels)}")
+    return levels
+
+
+def _float(x):
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
+
+
+# --------------------------------------------------------------------------- VQ
+
+@jax.jit
+def _vq(z, codebook):
+    d2 = (jnp.sum(z**2, -1, keepdims=True) - 2 * z @ codebook.T
+          + jnp.sum(codebook**2, -1))                      # (..., K)
+    idx = jnp.argmin(d2, axis=-1)
+    e = codebook[idx]
+    return z + sg(e - z), idx
+
+
+def vq_quantize(z, codebook) -> tuple[jax.Array, jax.Array]:
+    """Nearest-code quantization with the straight-through estimator.
+
+    Args:
+        z: ``(..., d)`` encoder outputs. codebook: ``(K, d)`` codes ``e_1 … e_K``.
+
+    Returns:
+        ``(z_q, idx)``: ``z_q = z + sg[e_k - z]`` ``(..., d)``, equal to ``e_k`` in value and with
+        the gradient of ``z`` (identity Jacobian); ``idx`` ``(...)`` the index ``k`` of the nearest
+        code (Euclidean; ties go to the lower index). Differentiable in ``z`` and ``codebook``
+        (the codebook gets no gradient through ``z_q``).
+    """
+    z_np = _vectors("z", z)
+    _codebook(codebook, z_np.shape[-1])
+    return _vq(_float(z), _float(codebook))
+
+
+@jax.jit
+def _vq_losses(z, codebook):
+    _, idx = _vq(z, codebook)
+    e = codebook[idx]
+    cb = jnp.mean(jnp.sum((e - sg(z)) ** 2, -1))
+    commit = jnp.mean(jnp.sum((z - sg(e)) ** 2, -1))
+    return cb, commit
+
+
+def vq_losses(z, codebook) -> tuple[jax.Array, jax.Array]:
+    """VQ-VAE's auxiliary losses, averaged over the vectors of ``z``.
+
+    Args:
+        z: ``(..., d)`` encoder outputs. codebook: ``(K, d)``.
+
+    Returns:
+        ``(codebook_loss, commitment_loss)``: ``mean ‖e_k - sg[z]‖²`` (gradient to the codebook
+        only) and ``mean ‖z - sg[e_k]‖²`` (gradient to ``z`` only), ``e_k`` the nearest code.
+    """
+    z_np = _vectors("z", z)
+    _codebook(codebook, z_np.shape[-1])
+    return _vq_losses(_float(z), _float(codebook))
+
+
+@jax.jit
+def _ema(codebook, z, idx, decay):
+    K = codebook.shape[0]
+    onehot = jax.nn.one_hot(idx, K, dtype=z.dtype)        # (n, K)
+    counts = onehot.sum(0)                                 # (K,)
+    means = (onehot.T @ z) / jnp.maximum(counts, 1)[:, None]
+    new = decay * codebook + (1 - decay) * means
+    return jnp.where((counts > 0)[:, None], new, codebook)
+
+
+def ema_update(codebook, z, idx, decay: float) -> jax.Array:
+    """One moving-average codebook step, post 9826's form.
+
+    ``e_k ← α e_k + (1 - α) z̄_k`` for every code ``k`` that has vectors assigned, ``z̄_k`` their
+    mean; codes without vectors stay. (VQ-VAE's appendix keeps separate averages of counts and
+    sums instead; on a batch where every code's count is steady the two agree.)
+
+    Args:
+        codebook: ``(K, d)``. z: ``(n, d)`` encoder outputs. idx: ``(n,)`` integer codes in
+        ``[0, K)`` (e.g. from :func:`vq_quantize`). decay: ``α`` in ``[0, 1)``.
+
+    Returns:
+        The new codebook ``(K, d)``.
+    """
+    z_np = _vectors("z", z)
+    if z_np.ndim != 2:
+        raise ValueError(f"z must have shape (n, d), got {z_np.shape}")
+    cb = _codebook(codebook, z_np.shape[1])
+    idx_np = np.asarray(idx)
+    if not np.issubdtype(idx_np.dtype, np.integer):
+        raise TypeError(f"idx must hold integers, got dtype {idx_np.dtype}")
+    if idx_np.shape != (z_np.shape[0],):
+        raise ValueError(f"idx must have shape ({z_np.shape[0]},), got {idx_np.shape}")
+    if idx_np.size and (idx_np.min() < 0 or idx_np.max() >= cb.shape[0]):
+        raise ValueError(f"idx must lie in [0, {cb.shape[0]}), got [{idx_np.min()}, {idx_np.max()}]")
+    a = as_finite_array("decay", decay)
+    if a.ndim != 0 or not 0 <= float(a) < 1:
+        raise ValueError(f"decay must be a scalar in [0, 1), got {decay!r}")
+    return _ema(_float(codebook), _float(z), jnp.asarray(idx_np), float(a))
+
+
+# --------------------------------------------------------------------------- FSQ
+
+_EPS = 1e-3  # the reference implementation's margin inside (-h, h)
+
+
+def _bound(z, levels, bound: str):
+    L = jnp.asarray(levels, z.dtype)
+    if bound == "sigmoid":
+        return (L - 1) * jax.nn.sigmoid(z)
+    half_l = (L - 1) * (1 - _EPS) / 2
+    offset = jnp.where(jnp.asarray(levels) % 2 == 1, 0.0, 0.5).astype(z.dtype)
+    shift = jnp.tan(offset / half_l)          # as in the paper's code (tan, not arctanh)
+    return jnp.tanh(z + shift) * half_l - offset
+
+
+@partial(jax.jit, static_argnames=("levels", "bound"))
+def _fsq(z, levels, bound):
+    b = _bound(z, levels, bound)
+    q = b + sg(jnp.round(b) - b)
+    digits = jnp.round(b).astype(jnp.int32)
+    if bound == "tanh":
+        digits = digits + jnp.asarray([L // 2 for L in levels], jnp.int32)
+    return q, _index(digits, levels)
+
+
+def _index(digits, levels):
+    basis = np.concatenate([[1], np.cumprod(levels[:-1])]).astype(np.int64)
+    return jnp.sum(digits * jnp.asarray(basis, digits.dtype), axis=-1)
+
+
+def fsq_bound(z, levels, bound: str = "sigmoid") -> jax.Array:
+    """FSQ's squashing before rounding, per coordinate.
+
+    ``"sigmoid"`` (post 9826): ``(L - 1) σ(z)`` in ``(0, L - 1)``. ``"tanh"`` (the paper's code):
+    ``tanh(z + tan(o/h)) h - o`` with ``h = (L - 1)(1 - 10⁻³)/2`` and ``o = ½`` for even ``L``
+    (0 for odd), in ``(-h - o, h - o)``.
+
+    Args:
+        z: ``(..., d)``. levels: ``d`` ints ``L_i >= 2``. bound: one of ``BOUNDS``.
+    """
+    z_np = _vectors("z", z)
+    levels = _levels(levels, z_np.shape[-1])
+    one_of("bound", bound, BOUNDS)
+    return _bound(_float(z), levels, bound)
+
+
+def fsq_quantize(z, levels, bound: str = "sigmoid") -> tuple[jax.Array, jax.Array]:
+    """Finite scalar quantization with the straight-through estimator.
+
+    Args:
+        z: ``(..., d)`` encoder outputs. levels: ``d`` ints ``L_i >= 2``. bound: ``"sigmoid"``
+        (post 9826, values ``0 … L - 1``) or ``"tanh"`` (the paper, values ``-⌊L/2⌋ … ⌈L/2⌉ - 1``).
+
+    Returns:
+        ``(q, idx)``: ``q = b + sg[Round(b) - b]`` ``(..., d)`` with ``b`` = :func:`fsq_bound`,
+        integers in value and with the gradient of ``b``; ``idx`` ``(...)`` the mixed-radix code
+        index ``Σ_i digit_i ∏_{j<i} L_j`` in ``[0, ∏ L_i)`` (digits shifted to start at 0).
+    """
+    z_np = _vectors("z", z)
+    levels = _levels(levels, z_np.shape[-1])
+    one_of("bound", bound, BOUNDS)
+    return _fsq(_float(z), levels, bound)
+
+
+def fsq_index(digits, levels) -> jax.Array:
+    """Mixed-radix index ``Σ_i digit_i ∏_{j<i} L_j`` of integer digits ``(..., d)``, ``0 <= digit_i < L_i``."""
+    arr = np.asarray(digits)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"digits must hold integers, got dtype {arr.dtype}")
+    if arr.ndim < 1:
+        raise ValueError(f"digits must have shape (..., d), got {arr.shape}")
+    levels = _levels(levels, arr.shape[-1])
+    if arr.size and (np.any(arr < 0) or np.any(arr >= np.asarray(levels))):
+        raise ValueError(f"digits must lie in [0, L_i) for levels {levels}")
+    return _index(jnp.asarray(arr), levels)
+
+
+def fsq_levels_count(levels) -> int:
+    """Size ``∏ L_i`` of the implicit FSQ codebook."""
+    return int(np.prod(_levels(levels)))
+
+
+@partial(jax.jit, static_argnames="K")
+def _usage(idx, K):
+    counts = jnp.bincount(idx.reshape(-1), length=K)
+    p = counts / counts.sum()
+    H = -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0))
+    return jnp.mean(counts > 0), jnp.exp(H)
+
+
+def code_usage(idx, K: int) -> tuple[float, float]:
+    """Codebook utilization and perplexity of the codes ``idx`` (any shape) out of ``K``.
+
+    Returns:
+        ``(used, perplexity)``: the share of the ``K`` codes that occur at least once, and
+        ``exp(H)`` of the empirical code distribution (``K`` when every code is equally used).
+    """
+    K = positive_int("K", K)
+    arr = np.asarray(idx)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"idx must hold integers, got dtype {arr.dtype}")
+    if arr.size == 0:
+        raise ValueError("idx must not be empty")
+    if arr.min() < 0 or arr.max() >= K:
+        raise ValueError(f"idx must lie in [0, {K}), got [{arr.min()}, {arr.max()}]")
+    used, ppl = _usage(jnp.asarray(arr), K)
+    return float(used), float(ppl)
+
+
+# --------------------------------------------------------------------------- autoencoder
+
+def _mlp_init(key, sizes, dtype):
+    params = []
+    for k, m, n in zip(jax.random.split(key, len(sizes) - 1), sizes[:-1], sizes[1:]):
+        params.append((jax.random.normal(k, (m, n), dtype) * np.sqrt(2.0 / m),
+                       jnp.zeros((n,), dtype)))
+    return params
+
+
+def _mlp(params, x):
+    for w, b in params[:-1]:
+        x = jax.nn.silu(x @ w + b)
+    w, b = params[-1]
+    return x @ w + b
+
+
+def _quantize_fn(kind: str, levels, bound: str):
+    if kind == "vq":
+        return None
+    lv = np.asarray(levels, np.float64)
+    if bound == "sigmoid":   # 0 … L-1 → [-1, 1]
+        scale, shift = 2.0 / (lv - 1), -1.0
+    else:                    # the paper: divide by ⌊L/2⌋
+        scale, shift = 1.0 / (lv // 2), 0.0
+
+    def q(z):
+        v, idx = _fsq(z, levels, bound)
+        return v * scale.astype(z.dtype) + shift, idx
+    return q
+
+
+def train_autoencoder(x_train, x_test, *, kind: str, size, seed: int, hidden=(256, 256),
+                      n_tokens: int = 8, vq_dim: int = 8, steps: int = 1500, batch: int = 32,
+                      lr: float = 1e-3, beta: float = 1.0, gamma: float = 0.25,
+                      bound: str = "sigmoid") -> dict:
+    """Train an MLP autoencoder with a VQ or FSQ bottleneck (float32, optax Adam).
+
+    The encoder ``64 → hidden → n_tokens·d`` gives ``n_tokens`` vectors per image; each is
+    quantized (VQ: a shared codebook of ``size`` codes of width ``vq_dim``, loss
+    ``MSE + β‖e - sg z‖² + γ‖z - sg e‖²``, codes initialised at ``K`` encoder outputs of random
+    training tokens; FSQ: ``size`` is the tuple of levels, loss ``MSE``)
+    and the decoder mirrors the encoder.
+
+    Args:
+        x_train, x_test: ``(n, p)`` images in ``[0, 1]``. kind: ``"vq"`` or ``"fsq"``.
+        size: ``K`` (VQ) or the levels tuple (FSQ). seed: PRNG seed of init and batches.
+
+    Returns:
+        dict with ``K``, ``train_mse``/``test_mse`` (per pixel, after quantization),
+        ``used``/``perplexity`` (over the tokens of train and test images together) and
+        ``loss_curve`` (mean training loss over each tenth of the steps).
+    """
+    one_of("kind", kind, ("vq", "fsq"))
+    one_of("bound", bound, BOUNDS)
+    xtr = _vectors("x_train", x_train).astype(np.float32)
+    xte = _vectors("x_test", x_test).astype(np.float32)
+    if xtr.ndim != 2 or xte.ndim != 2 or xtr.shape[1] != xte.shape[1]:
+        raise ValueError(f"x_train, x_test must be (n, p) with one p, got {xtr.shape}, {xte.shape}")
+    seed, n_tokens, steps, batch = (positive_int(n, v, minimum=0 if n == "seed" else 1)
+                                    for n, v in (("seed", seed), ("n_tokens", n_tokens),
+                                                 ("steps", steps), ("batch", batch)))
+    hidden = tuple(positive_int(f"hidden[{i}]", h) for i, h in enumerate(hidden))
+    lr = positive_scalar("lr", lr)
+    if kind == "vq":
+        K = positive_int("size", size)
+        d, levels = positive_int("vq_dim", vq_dim), None
+    else:
+        levels = _levels(size)
+        K, d = int(np.prod(levels)), len(levels)
+    p = xtr.shape[1]
+    k_enc, k_dec, k_cb, k_batch = jax.random.split(jax.random.PRNGKey(seed), 4)
+    params = {"enc": _mlp_init(k_enc, (p, *hidden, n_tokens * d), jnp.float32),
+              "dec": _mlp_init(k_dec, (n_tokens * d, *hidden[::-1], p), jnp.float32)}
+    if kind == "vq":   # codes start at K encoder outputs of random training tokens
+        z0 = _mlp(params["enc"], jnp.asarray(xtr)).reshape(-1, d)
+        pick = jax.random.choice(k_cb, z0.shape[0], (K,), replace=K > z0.shape[0])
+        params["codebook"] = z0[pick]
+    fsq_q = _quantize_fn(kind, levels, bound)
+
+    def forward(params, x):
+        z = _mlp(params["enc"], x).reshape(x.shape[0], n_tokens, d)
+        if kind == "vq":
+            zq, idx = _vq(z, params["codebook"])
+            e = params["codebook"][idx]
+            aux = (beta * jnp.mean(jnp.sum((e - sg(z)) ** 2, -1))
+                   + gamma * jnp.mean(jnp.sum((z - sg(e)) ** 2, -1)))
+        else:
+            zq, idx = fsq_q(z)
+            aux = 0.0
+        xh = _mlp(params["dec"], zq.reshape(x.shape[0], -1))
+        mse = jnp.mean((xh - x) ** 2)
+        return mse, aux, idx
+
+    opt = optax.adam(lr)
+    xtr_j = jnp.asarray(xtr)
+
+    @jax.jit
+    def run(params):
+        def step(carry, key):
+            params, state = carry
+            xb = xtr_j[jax.random.choice(key, xtr_j.shape[0], (batch,), replace=False)]
+
+            def loss(pr):
+                mse, aux, _ = forward(pr, xb)
+                return mse + aux, mse
+            (_, mse), g = jax.value_and_grad(loss, has_aux=True)(params)
+            upd, state = opt.update(g, state, params)
+            return (optax.apply_updates(params, upd), state), mse
+        (params, _), mses = jax.lax.scan(step, (params, opt.init(params)),
+                                          jax.random.split(k_batch, steps))
+        return params, mses
+
+    params, mses = run(params)
+    mse_tr, _, idx_tr = jax.jit(forward)(params, xtr_j)
+    mse_te, _, idx_te = jax.jit(forward)(params, jnp.asarray(xte))
+    used, ppl = code_usage(np.concatenate([np.asarray(idx_tr).ravel(),
+                                           np.asarray(idx_te).ravel()]), K)
+    curve = np.asarray(mses).reshape(10, -1).mean(1) if steps % 10 == 0 else np.asarray(mses)
+    return {"K": K, "train_mse": float(mse_tr), "test_mse": float(mse_te), "used": used,
+            "perplexity": ppl, "loss_curve": [float(c) for c in curve]}
+
+
+# --------------------------------------------------------------------------- the stored run
+
+#: Configuration of the stored sweep (``python -m sulib.fsq sweep OUT.json``).
+SWEEP_CONFIG = dict(
+    data="sklearn load_digits / 16, first 1500 images train, last 297 test",
+    vq_sizes=[16, 256, 1024, 4096],
+    fsq_levels=[[5, 3], [8, 6, 5], [8, 5, 5, 5], [7, 5, 5, 5, 5]],
+    bounds=["sigmoid", "tanh"], seeds=[0, 1],
+    widths={"strong": [256, 256], "weak": [32]},
+    n_tokens=8, vq_dim=8, steps=1500, batch=32, lr=1e-3, beta=1.0, gamma=0.25)
+
+
+def digits_data():
+    """sklearn's 8×8 digits scaled to [0, 1]: ``(x_train (1500, 64), x_test (297, 64))``."""
+    from sklearn.datasets import load_digits
+    x = load_digits().data.astype(np.float32) / 16.0
+    return x[:1500], x[1500:]
+
+
+def sweep_runs(cfg: dict = SWEEP_CONFIG):
+    """The (name, kwargs) of every run of the sweep, in order."""
+    runs = []
+    for width, hidden in cfg["widths"].items():
+        for seed in cfg["seeds"]:
+            common = dict(seed=seed, hidden=tuple(hidden), n_tokens=cfg["n_tokens"],
+                          steps=cfg["steps"], batch=cfg["batch"], lr=cfg["lr"])
+            for K, lv in zip(cfg["vq_sizes"], cfg["fsq_levels"]):
+                runs.append((f"vq/{width}/{K}/{seed}",
+                             dict(common, kind="vq", size=K, vq_dim=cfg["vq_dim"],
+                                  beta=cfg["beta"], gamma=cfg["gamma"])))
+                for bound in cfg["bounds"] if width == "strong" else cfg["bounds"][:1]:
+                    runs.append((f"fsq-{bound}/{width}/{K}/{seed}",
+                                 dict(common, kind="fsq", size=tuple(lv), bound=bound)))
+    return runs
+
+
+def _main(argv=None) -> None:  # pragma: no cover - a CLI
+    """``python -m sulib.fsq sweep OUT.json``: the VQ vs FSQ sweep of the chapter, stored."""
+    import argparse
+    import json
+    import platform
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m sulib.fsq")
+    parser.add_argument("what", choices=["sweep"])
+    parser.add_argument("out", help="path of the .json file to write")
+    args = parser.parse_args(argv)
+    xtr, xte = digits_data()
+    results = {}
+    for name, kw in sweep_runs():
+        results[name] = train_autoencoder(xtr, xte, **kw)
+        print(name, {k: round(v, 4) for k, v in results[name].items() if k != "loss_curve"},
+              file=sys.stderr, flush=True)
+    out = dict(command=" ".join(["python -m sulib.fsq",
+                                 *(argv if argv is not None else sys.argv[1:])]),
+               config=SWEEP_CONFIG,
+               environment=f"Python {platform.python_version()}, jax {jax.__version__}, "
+                           f"numpy {np.__version__}, optax {optax.__version__}",
+               results=results)
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _main()
