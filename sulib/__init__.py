@@ -37,6 +37,8 @@ Modules:
                   split into within/between-group blocks, update/gradient cosines along an optax run (JAX)
     hubness    -- exact blocked kNN, k-occurrence counts and their skewness, log(V_n/2^n) (JAX)
     hippo_symbolic -- exact SymPy derivations of the HiPPO matrices from their projection integrals
+    tied_embeddings -- tied vs untied / orthogonal-projection / half-swap output heads: the initial
+                  bigram loss by chunked and conditional Monte Carlo, a toy bigram LM trained with optax (JAX)
     optim      -- projected SGD on a ball, regret and its bound (JAX)
     diffusion  -- Gaussian-mixture diffusion ODEs with exact flows, few-step solvers, AMED (JAX, diffrax, optax)
     ddpm       -- discrete VP schedules, the mixture's exact ε and score in VP coordinates, ancestral
