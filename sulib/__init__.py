@@ -39,6 +39,9 @@ Modules:
     hippo_symbolic -- exact SymPy derivations of the HiPPO matrices from their projection integrals
     tied_embeddings -- tied vs untied / orthogonal-projection / half-swap output heads: the initial
                   bigram loss by chunked and conditional Monte Carlo, a toy bigram LM trained with optax (JAX)
+    lion_embeddings -- sign-optimizer drift (Lion/Tiger): closed form of the sign-plus-decay recursion,
+                  momentum underflow steps per dtype, a lazy-rows optax wrapper, a Zipfian toy bigram LM over five
+                  optimizer arms (JAX, optax)
     optim      -- projected SGD on a ball, regret and its bound (JAX)
     diffusion  -- Gaussian-mixture diffusion ODEs with exact flows, few-step solvers, AMED (JAX, diffrax, optax)
     ddpm       -- discrete VP schedules, the mixture's exact ε and score in VP coordinates, ancestral

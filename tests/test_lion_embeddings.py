@@ -1,0 +1,101 @@
+"""Tests of sulib.lion_embeddings: the sign-decay closed form against optax.lion, momentum
+underflow, the lazy-row wrapper, the toy LM and its input checks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sulib import lion_embeddings as le
+
+jax.config.update("jax_enable_x64", True)
+
+
+@settings(max_examples=30, deadline=None)
+@given(theta0=st.floats(-50, 50), sign=st.sampled_from([-1.0, 0.0, 1.0]),
+       lr=st.floats(1e-4, 0.5), wd=st.floats(1e-3, 1.0), t=st.integers(0, 200))
+def test_closed_form_satisfies_recursion(theta0, sign, lr, wd, t):
+    if lr * wd >= 1:
+        return
+    a = float(le.sign_decay_closed_form(theta0, sign, lr, wd, t))
+    b = float(le.sign_decay_closed_form(theta0, sign, lr, wd, t + 1))
+    assert b == pytest.approx(a - lr * (sign + wd * a), abs=1e-9 * (1 + abs(a) + 1 / wd))
+    assert float(le.sign_decay_closed_form(theta0, sign, lr, wd, 0)) == pytest.approx(theta0)
+
+
+def test_closed_form_matches_optax_lion_with_constant_gradient_sign():
+    lr, wd, theta0 = 0.01, 0.1, 3.0
+    opt = optax.lion(lr, weight_decay=wd)
+    p = jnp.array([theta0, -theta0], jnp.float64)
+    state = opt.init(p)
+    g = jnp.array([0.5, -2.0])                  # signs +1, -1: θ* = ∓1/wd
+    for _ in range(300):
+        u, state = opt.update(g, state, p)
+        p = optax.apply_updates(p, u)
+    want = le.sign_decay_closed_form(jnp.array([theta0, -theta0]), jnp.array([1.0, -1.0]),
+                                     lr, wd, 300)
+    np.testing.assert_allclose(np.asarray(p), np.asarray(want), rtol=0, atol=1e-12)
+
+
+def test_underflow_steps_follow_the_smallest_normal_on_cpu():
+    # XLA:CPU flushes subnormals: the count is the first t with β^t m0 below the smallest normal
+    m0, beta = 1e-3, 0.9
+    t = le.momentum_underflow_steps(m0, beta, "float32")
+    tiny = np.finfo(np.float32).tiny
+    predicted = np.log(tiny / m0) / np.log(beta)
+    assert abs(t - predicted) < 3
+    assert le.momentum_underflow_steps(m0, beta, "float64") > 6 * t
+
+
+def test_lazy_rows_freezes_zero_gradient_rows():
+    opt = le.lazy_rows(optax.lion(0.1, weight_decay=0.5))
+    p = jnp.ones((3, 2))
+    s = opt.init(p)
+    g = jnp.array([[1.0, -1.0], [0.0, 0.0], [0.0, 2.0]])
+    u, s = opt.update(g, s, p)
+    u = np.asarray(u)
+    assert np.all(u[1] == 0) and np.all(u[[0, 2]] != 0)
+    u, s = opt.update(jnp.zeros_like(g), s, p)      # momentum alive, but no row is fed
+    assert np.all(np.asarray(u) == 0)
+    plain = optax.lion(0.1, weight_decay=0.5)
+    u2, _ = plain.update(jnp.zeros_like(g), plain.update(g, plain.init(p), p)[1], p)
+    assert np.any(np.asarray(u2) != 0)             # without the wrapper the rows drift
+
+
+def test_toy_lm_runs_and_lazy_keeps_unfed_rows():
+    r = le.train_toy_lm(0, "lion_lazy", n=64, d=8, steps=20, batch=4)
+    fed = np.bincount(r.tokens.ravel(), minlength=64) > 0
+    assert (~fed).any()
+    np.testing.assert_array_equal(r.emb[~fed], r.emb0[~fed])
+    plain = le.train_toy_lm(0, "lion", n=64, d=8, steps=20, batch=4)
+    assert np.all(plain.emb[~fed] != plain.emb0[~fed])         # decay moves them
+    k, res = le.once_seen_residual(plain, 4e-3, 0.5)
+    assert k > 0 and res < 1e-5
+
+
+def test_source_is_normalised():
+    u, T = le.zipf_bigram_source(jax.random.PRNGKey(0), 50)
+    assert abs(float(u.sum()) - 1) < 1e-6
+    np.testing.assert_allclose(np.asarray(T.sum(1)), 1, atol=1e-5)
+    assert float(u[0]) > float(u[-1])
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: le.sign_decay_closed_form(0.0, 2.0, 0.1, 0.1, 1), "sign"),
+    (lambda: le.sign_decay_closed_form(0.0, 1.0, -0.1, 0.1, 1), "lr"),
+    (lambda: le.sign_decay_closed_form(0.0, 1.0, 2.0, 0.6, 1), "lr \\* wd"),
+    (lambda: le.sign_decay_closed_form(0.0, 1.0, 0.1, 0.1, 1.5), "t must"),
+    (lambda: le.momentum_underflow_steps(1e-3, 1.2), "beta"),
+    (lambda: le.momentum_underflow_steps(-1.0, 0.9), "m0"),
+    (lambda: le.momentum_underflow_steps(1e-3, 0.9, "int8"), "dtype"),
+    (lambda: le.train_toy_lm(0, "sgd"), "arm"),
+    (lambda: le.train_toy_lm(0, "lion", d=7), "d must be even"),
+    (lambda: le.train_toy_lm(0, "lion", b2=1.5), "b2"),
+    (lambda: le.zipf_bigram_source(jax.random.PRNGKey(0), 1), "n must"),
+])
+def test_bad_input_messages(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
