@@ -42,6 +42,8 @@ Modules:
     lion_embeddings -- sign-optimizer drift (Lion/Tiger): closed form of the sign-plus-decay recursion,
                   momentum underflow steps per dtype, a lazy-rows optax wrapper, a Zipfian toy bigram LM over five
                   optimizer arms (JAX, optax)
+    lora       -- LoRA, LoRA-GA and PiSSA initializations, the one-step SGD and sign (Adam) objectives with their
+                  Eckart–Young floor, a linear fine-tuning toy with cosines to the full step (JAX, optax)
     optim      -- projected SGD on a ball, regret and its bound (JAX)
     diffusion  -- Gaussian-mixture diffusion ODEs with exact flows, few-step solvers, AMED (JAX, diffrax, optax)
     ddpm       -- discrete VP schedules, the mixture's exact ε and score in VP coordinates, ancestral
