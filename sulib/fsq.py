@@ -7,7 +7,8 @@ and the encoder is held near its code by the commitment term ``‖z - sg[e_k]‖
 al.) has no codebook: each of the ``d`` coordinates is squashed into an interval and rounded to one
 of ``L_i`` integers, ``FSQ(z) = Round[(L - 1) σ(z)]`` in post 9826's sigmoid form or
 ``Round[tanh(z + s) h - o]`` in the paper's (``h = (L - 1)(1 - ε)/2``, offset ``o = ½`` for even
-``L``), again with a straight-through gradient; the implicit codebook has ``∏ L_i`` codes.
+``L``), again with a straight-through gradient; the implicit codebook has ``∏ L_i`` codes (below
+``2**31``: code indices are int32, and larger level tuples are rejected).
 
 Functions (host-side checks, then jitted kernels):
 
@@ -77,17 +78,22 @@ def _codebook(value, d: int) -> np.ndarray:
     return array
 
 
-def _levels(value, d: int | None = None) -> tuple[int, ...]:
+def _levels(value, d: int | None = None, name: str = "levels") -> tuple[int, ...]:
     try:
         levels = tuple(value)
     except TypeError as exc:
-        raise TypeError(f"levels must be a sequence of ints, got {type(value).__name__}") from exc
+        raise TypeError(f"{name} must be a sequence of ints, got {type(value).__name__}") from exc
     if not levels:
-        raise ValueError("levels must not be empty")
-    levels = tuple(positive_int(f"levels[{i}]", v, minimum=2) for i, v in enumerate(levels))
+        raise ValueError(f"{name} must not be empty")
+    levels = tuple(positive_int(f"{name}[{i}]", v, minimum=2) for i, v in enumerate(levels))
     if d is not None and len(levels) != d:
-        raise ValueError(f"levels must have {d} entries (the last axis of z), got {len(levels)}")
+        raise ValueError(f"{name} must have {d} entries (the last axis of z), got {len(levels)}")
+    if int(np.prod([float(L) for L in levels])) >= _MAX_CODES:   # code index is int32
+        raise ValueError(f"{name} give ∏ L_i >= 2**31 codes; the int32 code index would overflow")
     return levels
+
+
+_MAX_CODES = 2**31   # FSQ code indices are int32
 
 
 def _float(x):
@@ -115,7 +121,8 @@ def vq_quantize(z, codebook) -> tuple[jax.Array, jax.Array]:
     Returns:
         ``(z_q, idx)``: ``z_q = z + sg[e_k - z]`` ``(..., d)``, equal to ``e_k`` in value and with
         the gradient of ``z`` (identity Jacobian); ``idx`` ``(...)`` the index ``k`` of the nearest
-        code (Euclidean; ties go to the lower index). Differentiable in ``z`` and ``codebook``
+        code (Euclidean, computed as ``‖z‖² - 2 z·e + ‖e‖²``, so near-ties within rounding may
+        pick either code; exact ties go to the lower index). Differentiable in ``z`` and ``codebook``
         (the codebook gets no gradient through ``z_q``).
     """
     z_np = _vectors("z", z)
@@ -365,7 +372,7 @@ def train_autoencoder(x_train, x_test, *, kind: str, size, seed: int, hidden=(25
         K = positive_int("size", size)
         d, levels = positive_int("vq_dim", vq_dim), None
     else:
-        levels = _levels(size)
+        levels = _levels(size, name="size")
         K, d = int(np.prod(levels)), len(levels)
     p = xtr.shape[1]
     k_enc, k_dec, k_cb, k_batch = jax.random.split(jax.random.PRNGKey(seed), 4)
