@@ -40,12 +40,16 @@ HEADS = ("tied", "untied", "orthogonal", "half_swap")
 
 def rms_normalize(x: jax.Array) -> jax.Array:
     """RMS norm without gain over the last axis: ``x √d / ‖x‖``, shape unchanged ``(..., d)``."""
+    if x.ndim < 1 or x.shape[-1] < 1:
+        raise ValueError(f"x must have a last axis of length >= 1, got shape {x.shape}")
     d = x.shape[-1]
     return x * jnp.sqrt(d) / jnp.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def half_swap(h: jax.Array) -> jax.Array:
     """The post's ``S[h] = h[d/2:] ∘ h[:d/2]`` (swap the two halves of the last axis, ``d`` even)."""
+    if h.ndim < 1 or h.shape[-1] % 2:
+        raise ValueError(f"h must have an even last axis d, got shape {h.shape}")
     d = h.shape[-1]
     return jnp.concatenate([h[..., d // 2:], h[..., : d // 2]], axis=-1)
 
@@ -70,21 +74,22 @@ class InitialLoss(NamedTuple):
     log_cross: jax.Array
 
 
-@partial(jax.jit, static_argnames=("n", "d", "head", "n_rows", "chunk"))
-def _initial_loss(key, sigma, *, n: int, d: int, head: str, n_rows: int, chunk: int):
+@partial(jax.jit, static_argnames=("n", "d", "n_rows", "chunk"))
+def _initial_loss(key, sigma, head_index, *, n: int, d: int, n_rows: int, chunk: int):
     k_out, k_in, k_p = jax.random.split(key, 3)
     n_chunks = -(-n // chunk)
 
     def out_rows(c):  # rows c*chunk ... of the output matrix, (chunk, d)
         return sigma * jax.random.normal(jax.random.fold_in(k_out, c), (chunk, d))
 
-    w = (sigma * jax.random.normal(k_in, (n_rows, d)) if head == "untied"
-         else out_rows(0)[:n_rows])
-    g = rms_normalize(w)
-    if head == "orthogonal":
-        g = g @ _orthogonal(k_p, d)
-    elif head == "half_swap":
-        g = half_swap(g)
+    # the head is a traced index (one compilation serves all four heads); HEADS order
+    branches = (lambda: rms_normalize(out_rows(0)[:n_rows]),
+                lambda: rms_normalize(sigma * jax.random.normal(k_in, (n_rows, d))),
+                lambda: rms_normalize(out_rows(0)[:n_rows]) @ _orthogonal(k_p, d),
+                # odd d: never selected (the wrapper refuses it), so any branch will do
+                (lambda: half_swap(rms_normalize(out_rows(0)[:n_rows]))) if d % 2 == 0
+                else (lambda: rms_normalize(out_rows(0)[:n_rows])))
+    g = jax.lax.switch(head_index, branches)
     rows = jnp.arange(n_rows)
 
     def step(carry, c):
@@ -132,19 +137,21 @@ def initial_loss_stats(key: jax.Array, n: int, d: int, sigma: float, head: str =
         raise ValueError(f"n_rows must be <= min(n, chunk) = {min(n, chunk)}, got {n_rows}")
     if head == "half_swap" and d % 2:
         raise ValueError(f"d must be even for head 'half_swap', got {d}")
-    return _initial_loss(key, sigma, n=n, d=d, head=head, n_rows=n_rows, chunk=chunk)
+    return _initial_loss(key, sigma, HEADS.index(head), n=n, d=d, n_rows=n_rows, chunk=chunk)
 
 
 @partial(jax.jit, static_argnames=("n", "d", "n_rows"))
 def _initial_loss_conditional(key, sigma, *, n: int, d: int, n_rows: int):
-    k_w, k_v, k_r, k_z = jax.random.split(key, 4)
-    w = sigma * jax.random.normal(k_w, (n_rows, d))
+    # one draw, cut into w, v, the direction of h P and the cross logits (one RNG kernel
+    # to compile instead of four)
+    g = jax.random.normal(key, (n_rows, 3 * d + n - 1))
+    w = sigma * g[:, :d]
     h = rms_normalize(w)                                          # ‖h‖² = d exactly
-    v = sigma * jax.random.normal(k_v, (n_rows, d))               # untied output row i
-    r = rms_normalize(jax.random.normal(k_r, (n_rows, d)))        # h P: uniform on the sphere
+    v = sigma * g[:, d:2 * d]                                     # untied output row i
+    r = rms_normalize(g[:, 2 * d:3 * d])                          # h P: uniform on the sphere
     self_z = jnp.stack([jnp.sum(h * w, 1), jnp.sum(h * v, 1), jnp.sum(r * w, 1),
                         jnp.sum(half_swap(h) * w, 1)])            # (4, n_rows), HEADS order
-    cross = sigma * jnp.sqrt(d) * jax.random.normal(k_z, (n_rows, n - 1))
+    cross = sigma * jnp.sqrt(d) * g[:, 3 * d:]
     lse_x = jax.nn.logsumexp(cross, axis=1)
     loss = jnp.logaddexp(self_z, lse_x[None]) - jnp.mean(cross, axis=1)[None]
     return InitialLoss(loss, self_z, jnp.broadcast_to(lse_x - jnp.log(n - 1), self_z.shape))
@@ -176,7 +183,8 @@ def initial_loss_conditional(key: jax.Array, n: int, d: int, sigma: float, *,
 # --------------------------------------------------------------------------- the toy bigram LM
 
 
-def bigram_source(key: jax.Array, n: int, *, zipf: float = 1.0, spread: float = 1.5):
+def bigram_source(key: jax.Array, n: int, *, zipf: float = 1.0,
+                  spread: float = 1.5) -> tuple[jax.Array, jax.Array]:
     """A random bigram source over ``n`` tokens with no immediate repeats.
 
     Contexts follow the Zipf law ``u_x ∝ x^{-zipf}``; the next token follows
@@ -271,8 +279,9 @@ def _train(key, u, T, params, *, head: str, steps: int, batch: int, lr: float, e
     return jnp.append(losses, expected_loss(params, u, T, head)), params
 
 
-def train_bigram(seed: int, u, T, d: int, sigma: float, head: str, *, steps: int = 400,
-                 batch: int = 256, lr: float = 3e-3, eval_every: int = 20):
+def train_bigram(seed: int, u: jax.Array, T: jax.Array, d: int, sigma: float, head: str, *,
+                 steps: int = 400, batch: int = 256, lr: float = 3e-3,
+                 eval_every: int = 20) -> tuple[jax.Array, dict]:
     """Train the bigram model with Adam on minibatches of contexts ``x ~ u`` (exact over the next
     token), from :func:`init_params` with ``PRNGKey(seed)``.
 
@@ -291,6 +300,8 @@ def train_bigram(seed: int, u, T, d: int, sigma: float, head: str, *, steps: int
         raise ValueError(f"u must have shape (n,) and T shape (n, n), got {u.shape} and {T.shape}")
     if np.any(u < 0) or np.any(T < 0):
         raise ValueError("u and T must be non-negative")
+    if abs(float(np.sum(u)) - 1) > 1e-9 or np.any(np.abs(np.sum(T, axis=1) - 1) > 1e-9):
+        raise ValueError("u and the rows of T must each sum to 1")
     head = one_of("head", head, HEADS)
     steps = positive_int("steps", steps)
     eval_every = positive_int("eval_every", eval_every)
@@ -314,7 +325,7 @@ TRAIN_CONFIG = dict(
           "half_swap": ["half_swap", "1/sqrt(d)"]})
 
 
-def run_config(cfg: dict) -> dict:
+def run_config(cfg: dict) -> dict[str, list[list[float]]]:
     """Train every arm of ``cfg`` (a dict shaped like :data:`TRAIN_CONFIG`) for every seed.
 
     Returns:
@@ -332,7 +343,7 @@ def run_config(cfg: dict) -> dict:
     return out
 
 
-def _main(argv=None) -> None:  # pragma: no cover - a CLI
+def _main(argv: list[str] | None = None) -> None:  # pragma: no cover - a CLI
     """``python -m sulib.tied_embeddings train OUT.json``: the stored training comparison."""
     import argparse
     import json
