@@ -119,6 +119,10 @@ def dplr_systems(draw):
     rng = np.random.default_rng(draw(seeds))
     Lambda = -rng.uniform(0.2, 2, N) + 1j * rng.normal(0, 3, N)
     P, Q = (0.3 * (rng.normal(size=N) + 1j * rng.normal(size=N)) / np.sqrt(N) for _ in range(2))
+    # stable by construction: diag(Λ) is normal, so (Bauer-Fike) every eigenvalue of Λ - PQ* lies
+    # within ‖P‖‖Q‖ of some Λ_n; keep that below min(-Re Λ)
+    shrink = min(1.0, 0.9 * (-Lambda.real).min() / (np.linalg.norm(P) * np.linalg.norm(Q)))
+    P, Q = np.sqrt(shrink) * P, np.sqrt(shrink) * Q
     B, C = (rng.normal(size=N) + 1j * rng.normal(size=N) for _ in range(2))
     return Lambda, P, Q, B, C
 
