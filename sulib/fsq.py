@@ -466,9 +466,9 @@ def sweep_runs(cfg: dict = SWEEP_CONFIG):
 def _main(argv=None) -> None:  # pragma: no cover - a CLI
     """``python -m sulib.fsq sweep OUT.json``: the VQ vs FSQ sweep of the chapter, stored."""
     import argparse
-    import json
-    import platform
     import sys
+
+    from sulib._stored import write_stored_run
 
     parser = argparse.ArgumentParser(prog="python -m sulib.fsq")
     parser.add_argument("what", choices=["sweep"])
@@ -480,14 +480,7 @@ def _main(argv=None) -> None:  # pragma: no cover - a CLI
         results[name] = train_autoencoder(xtr, xte, **kw)
         print(name, {k: round(v, 4) for k, v in results[name].items() if k != "loss_curve"},
               file=sys.stderr, flush=True)
-    out = dict(command=" ".join(["python -m sulib.fsq",
-                                 *(argv if argv is not None else sys.argv[1:])]),
-               config=SWEEP_CONFIG,
-               environment=f"Python {platform.python_version()}, jax {jax.__version__}, "
-                           f"numpy {np.__version__}, optax {optax.__version__}",
-               results=results)
-    with open(args.out, "w") as f:
-        json.dump(out, f, indent=1)
+    write_stored_run(args.out, "sulib.fsq", argv, config=SWEEP_CONFIG, results=results)
 
 
 if __name__ == "__main__":  # pragma: no cover

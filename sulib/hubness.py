@@ -179,9 +179,9 @@ def _summary(x: np.ndarray, k: int, n_bins: int | None = None) -> dict:
 def _main(argv=None) -> None:  # pragma: no cover - a CLI
     """``python -m sulib.hubness paper-run OUT.json``: the chapter's stored run."""
     import argparse
-    import json
-    import platform
     import sys
+
+    from sulib._stored import write_stored_run
 
     parser = argparse.ArgumentParser(prog="python -m sulib.hubness")
     parser.add_argument("what", choices=["paper-run"])
@@ -211,15 +211,8 @@ def _main(argv=None) -> None:  # pragma: no cover - a CLI
     for seed in cfg["high_d"]["seeds"]:
         x = _sample("normal", cfg["high_d"]["n"], cfg["high_d"]["d"], seed)
         high.append({"seed": seed, **_summary(x, k)})
-    record = dict(
-        config=cfg, paper=paper, filter=filt, high_d=high,
-        command=" ".join(["python -m sulib.hubness",
-                          *(argv if argv is not None else sys.argv[1:])]),
-        environment=f"Python {platform.python_version()}, jax {jax.__version__}, "
-                    f"numpy {np.__version__}")
-    with open(args.out, "w") as fh:
-        json.dump(record, fh, indent=1)
-        fh.write("\n")
+    write_stored_run(args.out, "sulib.hubness", argv, config=cfg, paper=paper, filter=filt,
+                     high_d=high)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -306,23 +306,16 @@ def run_config(cfg: dict) -> dict:
 def _main(argv=None) -> None:  # pragma: no cover - a CLI
     """``python -m sulib.lion_embeddings train OUT.json``: the chapter's stored run."""
     import argparse
-    import json
-    import platform
-    import sys
+
+    from sulib._stored import write_stored_run
 
     parser = argparse.ArgumentParser(prog="python -m sulib.lion_embeddings")
     parser.add_argument("what", choices=["train"])
     parser.add_argument("out", help="path of the .json file to write")
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)
-    record = dict(config=RUN_CONFIG, arms=run_config(RUN_CONFIG),
-                  command=" ".join(["python -m sulib.lion_embeddings",
-                                    *(argv if argv is not None else sys.argv[1:])]),
-                  environment=f"Python {platform.python_version()}, jax {jax.__version__}, "
-                              f"optax {optax.__version__}, numpy {np.__version__}")
-    with open(args.out, "w") as fh:
-        json.dump(record, fh)
-        fh.write("\n")
+    write_stored_run(args.out, "sulib.lion_embeddings", argv, config=RUN_CONFIG,
+                     arms=run_config(RUN_CONFIG))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -263,9 +263,9 @@ _CONFIGS = {"main": RUN_CONFIG, "l2long": L2_LONG_CONFIG}
 
 def _main(argv=None) -> None:
     import argparse
-    import json
-    import platform
     import sys
+
+    from sulib._stored import write_stored_run
 
     parser = argparse.ArgumentParser(prog="python -m sulib.position_probe")
     parser.add_argument("out", help="path of the .json file to write")
@@ -288,14 +288,7 @@ def _main(argv=None) -> None:
                                                            cfg["eval_lengths"])]))
             runs[f"{variant}/{target}"] = rows
             print(f"{variant}/{target} done", file=sys.stderr, flush=True)
-    out = dict(config=cfg, runs=runs,
-               command=" ".join(["python -m sulib.position_probe",
-                                 *(argv if argv is not None else sys.argv[1:])]),
-               environment=f"Python {platform.python_version()}, jax {jax.__version__}, "
-                           f"numpy {np.__version__}")
-    with open(args.out, "w") as fh:
-        json.dump(out, fh, indent=1)
-        fh.write("\n")
+    write_stored_run(args.out, "sulib.position_probe", argv, config=cfg, runs=runs)
 
 
 if __name__ == "__main__":  # pragma: no cover

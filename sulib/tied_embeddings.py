@@ -346,9 +346,8 @@ def run_config(cfg: dict) -> dict[str, list[list[float]]]:
 def _main(argv: list[str] | None = None) -> None:  # pragma: no cover - a CLI
     """``python -m sulib.tied_embeddings train OUT.json``: the stored training comparison."""
     import argparse
-    import json
-    import platform
-    import sys
+
+    from sulib._stored import write_stored_run
 
     parser = argparse.ArgumentParser(prog="python -m sulib.tied_embeddings")
     parser.add_argument("what", choices=["train"])
@@ -356,15 +355,7 @@ def _main(argv: list[str] | None = None) -> None:  # pragma: no cover - a CLI
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)
     losses = run_config(TRAIN_CONFIG)
-    record = dict(
-        config=TRAIN_CONFIG, losses=losses,
-        command=" ".join(["python -m sulib.tied_embeddings",
-                          *(argv if argv is not None else sys.argv[1:])]),
-        environment=f"Python {platform.python_version()}, jax {jax.__version__}, "
-                    f"numpy {np.__version__}")
-    with open(args.out, "w") as fh:
-        json.dump(record, fh, indent=1)
-        fh.write("\n")
+    write_stored_run(args.out, "sulib.tied_embeddings", argv, config=TRAIN_CONFIG, losses=losses)
 
 
 if __name__ == "__main__":  # pragma: no cover
