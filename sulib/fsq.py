@@ -31,6 +31,7 @@ import numpy as np
 import optax
 
 from ._checks import as_finite_array, one_of, positive_int, positive_scalar
+from .nets import mlp_apply, mlp_init
 
 __all__ = ["vq_quantize", "vq_losses", "ema_update", "fsq_bound", "fsq_quantize", "fsq_index",
            "fsq_levels_count", "code_usage", "train_autoencoder", "BOUNDS", "SWEEP_CONFIG"]
@@ -306,21 +307,6 @@ def code_usage(idx, K: int) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- autoencoder
 
-def _mlp_init(key, sizes, dtype):
-    params = []
-    for k, m, n in zip(jax.random.split(key, len(sizes) - 1), sizes[:-1], sizes[1:]):
-        params.append((jax.random.normal(k, (m, n), dtype) * np.sqrt(2.0 / m),
-                       jnp.zeros((n,), dtype)))
-    return params
-
-
-def _mlp(params, x):
-    for w, b in params[:-1]:
-        x = jax.nn.silu(x @ w + b)
-    w, b = params[-1]
-    return x @ w + b
-
-
 def _quantize_fn(kind: str, levels, bound: str):
     if kind == "vq":
         return None
@@ -376,16 +362,16 @@ def train_autoencoder(x_train, x_test, *, kind: str, size, seed: int, hidden=(25
         K, d = int(np.prod(levels)), len(levels)
     p = xtr.shape[1]
     k_enc, k_dec, k_cb, k_batch = jax.random.split(jax.random.PRNGKey(seed), 4)
-    params = {"enc": _mlp_init(k_enc, (p, *hidden, n_tokens * d), jnp.float32),
-              "dec": _mlp_init(k_dec, (n_tokens * d, *hidden[::-1], p), jnp.float32)}
+    params = {"enc": mlp_init(k_enc, (p, *hidden, n_tokens * d), dtype=jnp.float32),
+              "dec": mlp_init(k_dec, (n_tokens * d, *hidden[::-1], p), dtype=jnp.float32)}
     if kind == "vq":   # codes start at K encoder outputs of random training tokens
-        z0 = _mlp(params["enc"], jnp.asarray(xtr)).reshape(-1, d)
+        z0 = mlp_apply(params["enc"], jnp.asarray(xtr)).reshape(-1, d)
         pick = jax.random.choice(k_cb, z0.shape[0], (K,), replace=K > z0.shape[0])
         params["codebook"] = z0[pick]
     fsq_q = _quantize_fn(kind, levels, bound)
 
     def forward(params, x):
-        z = _mlp(params["enc"], x).reshape(x.shape[0], n_tokens, d)
+        z = mlp_apply(params["enc"], x).reshape(x.shape[0], n_tokens, d)
         if kind == "vq":
             zq, idx = _vq(z, params["codebook"])
             e = params["codebook"][idx]
@@ -394,7 +380,7 @@ def train_autoencoder(x_train, x_test, *, kind: str, size, seed: int, hidden=(25
         else:
             zq, idx = fsq_q(z)
             aux = 0.0
-        xh = _mlp(params["dec"], zq.reshape(x.shape[0], -1))
+        xh = mlp_apply(params["dec"], zq.reshape(x.shape[0], -1))
         mse = jnp.mean((xh - x) ** 2)
         return mse, aux, idx
 
