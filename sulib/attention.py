@@ -95,13 +95,17 @@ def _terms(scores: jax.Array, scales: jax.Array) -> EntropyTerms:
 
 
 def _check_scores_scales(scores, scales):
-    scores = as_finite_array("scores", scores, min_ndim=1)
-    if scores.shape[-1] < 1:
-        raise ValueError(f"scores must have n >= 1 entries on its last axis, got shape {scores.shape}")
+    checked = as_finite_array("scores", scores, min_ndim=1)  # a view of a JAX array on the CPU
+    if checked.shape[-1] < 1:
+        raise ValueError(f"scores must have n >= 1 entries on its last axis, got shape {checked.shape}")
     scales = as_finite_array("scales", scales)
     if scales.ndim > 1:
         raise ValueError(f"scales must be a scalar or a 1-d array, got shape {scales.shape}")
-    return jnp.asarray(scores), jnp.atleast_1d(jnp.asarray(scales, dtype=jnp.result_type(float)))
+    # a JAX array goes on as it is (converting the checked view back would copy it), and the
+    # scales stay NumPy until the kernel's call: small jnp operations each cost a dispatch, and
+    # together these were a quarter of the kernel's time at n = 4096 with 8 scales
+    scores = scores if isinstance(scores, jax.Array) else jnp.asarray(checked)
+    return scores, np.atleast_1d(scales.astype(jnp.result_type(float)))
 
 
 def entropy_terms(scores, scales) -> EntropyTerms:
@@ -189,22 +193,27 @@ class SoftmaxStats(NamedTuple):
 #: Elements of one block of :func:`softmax_stats`: 256 KiB of float64, so that a block and its
 #: exponentials stay in the core's L2 cache while every scale passes over it.
 _STATS_BLOCK = 2**15
-#: Partial sums per row in :func:`_block_sums` (a multiple of the vector width).
-_LANES = 8
+#: Fewest rows in a block of :func:`softmax_stats` (longer rows are cut into pieces).
+_STATS_SUBROWS = 8
 #: Compute dtypes of :func:`softmax_stats`.
 STATS_DTYPES = ("float64", "float32")
 
 
-# exp(u) for u <= 0 in float64: u = k ln2 + r, |r| <= ln2/2, e^r by its Taylor polynomial of degree
-# 13 (truncation < 5e-18), times 2^k put straight into the exponent bits. The polynomial is
-# 1 + (r + r² q(r)) with q = Σ_{i=2}^{13} r^{i-2}/i! in Estrin's scheme (pairs c_i + c_{i+1} r
-# combined with r², r⁴, r⁸: a dependency chain of 5 multiply-adds instead of Horner's 13), and the
-# two leading terms added last, which keeps the rounding of Horner's form. Measured within 1 ulp of
-# NumPy's exp over u in [-700, 0] (tests/test_attention.py); below -700 it returns e^-700 ≈ 1e-304
-# (no subnormals), which is below rounding of any sum that also holds the row maximum's e^0 = 1.
+# exp(u) for u <= 0 in float64: u = k ln2 + r, |r| <= ln2/2, e^r = 1 + r + r² q(r) with q the
+# polynomial of degree 9 that interpolates (e^r - 1 - r)/r² at the 10 Chebyshev nodes of
+# [-ln2/2, ln2/2] (relative error of e^r < 2e-17 there; Taylor needs degree 13 for that), then
+# times 2^k put straight into the exponent bits. q is evaluated in Estrin's scheme (pairs
+# c_i + c_{i+1} r combined with r², r⁴, r⁸: a dependency chain of 5 multiply-adds instead of
+# Horner's 10), and the two leading terms added last, which keeps the rounding of Horner's form.
+# Measured within 1 ulp of NumPy's exp over u in [-700, 0]; the coefficients are re-derived in
+# 50-digit arithmetic and the bound checked there (tests/test_attention.py). Below -700 it returns
+# e^-700 ≈ 1e-304 (no subnormals), below rounding of any sum that also holds the row maximum's e^0 = 1.
 # XLA's own float64 exp on the CPU is slower (benchmarks/attention.py measures both).
 _LN2_HI, _LN2_LO = 0.6931471803691238, 1.9082149292705877e-10  # ln 2 = HI + LO, HI has 32 bits
-_EXP_COEFFS = tuple(1.0 / math.factorial(i) for i in range(2, 14))  # c_2 ... c_13 of q
+_EXP_COEFFS = (  # c_0 ... c_9 of q (c_i ≈ 1/(i+2)!)
+    0.5000000000000001, 0.16666666666666669, 0.041666666666624164, 0.008333333333330065,
+    0.0013888888917196719, 0.00019841269863040545, 2.4801521322368692e-05, 2.7557268480310024e-06,
+    2.7620075879983367e-07, 2.5100375832561234e-08)
 _SHIFT = 6755399441055744.0  # 1.5 * 2^52: k + SHIFT holds k in its low mantissa bits
 
 
@@ -213,9 +222,9 @@ def _exp_nonpositive(u):
     k = jnp.round(u * (1.0 / math.log(2.0)))
     r = (u - k * _LN2_HI) - k * _LN2_LO
     r2 = r * r
-    terms = [c0 + c1 * r for c0, c1 in zip(_EXP_COEFFS[0::2], _EXP_COEFFS[1::2])]  # 6 pairs
+    terms = [c0 + c1 * r for c0, c1 in zip(_EXP_COEFFS[0::2], _EXP_COEFFS[1::2])]  # 5 pairs
     power = r2
-    while len(terms) > 1:  # Estrin: 6 -> 3 -> 2 -> 1 terms, with r², r⁴, r⁸
+    while len(terms) > 1:  # Estrin: 5 -> 3 -> 2 -> 1 terms, with r², r⁴, r⁸
         pairs = [terms[i] + terms[i + 1] * power for i in range(0, len(terms) - 1, 2)]
         terms = pairs + terms[len(terms) - len(terms) % 2:]
         power = power * power
@@ -237,13 +246,7 @@ def _block_sums(xc, lam, exp_dtype):
     # without the barrier XLA recomputes exp in each of the three reductions; with it the block
     # of exponentials is written once (it is small enough to stay in cache) and read three times
     e = lax.optimization_barrier(e)
-    g, c = xc.shape
-    if c % _LANES:
-        return jnp.stack([jnp.sum(e, axis=-1), jnp.sum(e * xc, axis=-1), jnp.sum(e * e, axis=-1)])
-    # summing (G, C/L, L) over the middle axis first keeps L partial sums per row in a vector
-    # register; a plain sum over the last axis is one scalar chain bound by the add latency
-    lanes = lambda a: a.reshape(g, c // _LANES, _LANES).sum(axis=1).sum(axis=-1)
-    return jnp.stack([lanes(e), lanes(e * xc), lanes(e * e)])
+    return jnp.stack([jnp.sum(e, axis=-1), jnp.sum(e * xc, axis=-1), jnp.sum(e * e, axis=-1)])
 
 
 def _scale_sums(xh, xn, lam, exp_dtype):
@@ -272,19 +275,27 @@ def _stats(scores, scales, exp_dtype, negative: bool, block: int = _STATS_BLOCK)
             return lax.map(lambda lam: _scale_sums(gh, gn, lam, exp_dtype), scales)
         return jnp.moveaxis(lax.map(one_block, (bh, bn)), 0, 2)
 
-    if n <= block:  # whole rows, G of them per block
-        per = min(rows, max(1, block // n))
-        nb = -(-rows // per)
-        per = -(-rows // nb)  # spread the rows evenly: at most nb - 1 rows of padding
-        cut = lambda a: None if a is None else jnp.pad(a, ((0, nb * per - rows), (0, 0))).reshape(nb, per, n)
-        sums = sums_of_blocks(cut(xh), cut(xn)).reshape(k, 3, nb * per)[:, :, :rows]
-    else:  # blocks of columns, summed per row, and the remaining columns at once
-        m = n // block
-        cut = lambda a: None if a is None else a[:, :m * block].reshape(rows * m, 1, block)
-        sums = sums_of_blocks(cut(xh), cut(xn)).reshape(k, 3, rows, m).sum(axis=-1)
-        if n > m * block:
-            th, tn = xh[:, m * block:], None if xn is None else xn[:, m * block:]
-            sums = sums + lax.map(lambda lam: _scale_sums(th, tn, lam, exp_dtype), scales)
+    def row_sums(h, g):  # (R, c) each -> (k, 3, R): whole rows, `per` of them to a block
+        r, c = h.shape
+        per = min(r, max(1, block // c))
+        nb = -(-r // per)
+        per = -(-r // nb)  # spread the rows evenly: at most nb - 1 rows of padding
+        cut = lambda a: None if a is None else jnp.pad(a, ((0, nb * per - r), (0, 0))).reshape(nb, per, c)
+        return sums_of_blocks(cut(h), cut(g)).reshape(k, 3, nb * per)[:, :, :r]
+
+    # XLA reduces the rows of a block side by side in vector registers, but a block of one long
+    # row in a single chain bound by the add latency: rows longer than `width` are cut into
+    # pieces of `width` columns, so that every block holds _STATS_SUBROWS rows or more
+    width = max(1, block // _STATS_SUBROWS)
+    if n <= width:
+        sums = row_sums(xh, xn)
+    else:  # pieces summed per row, then the remaining columns of each row
+        m = n // width
+        piece = lambda a: None if a is None else a[:, :m * width].reshape(rows * m, width)
+        sums = row_sums(piece(xh), piece(xn)).reshape(k, 3, rows, m).sum(axis=-1)
+        if n > m * width:
+            tail = lambda a: None if a is None else a[:, m * width:]
+            sums = sums + row_sums(tail(xh), tail(xn))
     total, e_xc, e2 = sums[:, 0], sums[:, 1], sums[:, 2]
     log_total = jnp.log(total)
     sum_p2 = e2 / total**2
@@ -303,8 +314,8 @@ def softmax_stats(scores, scales, *, dtype="float64") -> SoftmaxStats:
 
     One fused kernel for every row and scale: the row maxima of ``s`` give the shift
     ``max_i λ s_i`` of every scale at once, then the scores are cut into blocks of about
-    2^15 entries (whole rows when ``n`` is smaller, columns of a row when it is larger), and
-    each block, while it sits in cache, is passed once per scale to take ``u = λ s - max``,
+    2^15 entries (whole rows of up to 4096 entries, longer rows cut into pieces of 4096 and a
+    remainder), and each block, while it sits in cache, is passed once per scale to take ``u = λ s - max``,
     ``e = exp(u)`` and the three sums ``Σe``, ``Σe·u``, ``Σe²``, from which
     ``log Σe^{λs} = max + log Σe``, ``H = log Σe - Σe·u / Σe``, ``Σp² = Σe² / (Σe)²``,
     ``max p = 1 / Σe`` and ``½‖J‖₁ = |λ| (1 - Σp²)`` (``J = λ (diag p - p pᵀ)``, the Jacobian
@@ -315,10 +326,11 @@ def softmax_stats(scores, scales, *, dtype="float64") -> SoftmaxStats:
         scores: ``(..., n)`` real, finite.
         scales: scalar or ``(k,)``: the inverse temperatures λ (any sign).
         dtype: ``"float64"`` (default: every step in float64 when x64 is on) or ``"float32"``:
-            the exponentials in float32, everything else (``u``, the sums) in float64. That is
-            faster on CPUs (float32 ``exp``) and costs about 1e-7 relative in ``e``: measured
-            max |ΔH| ≈ 1.5e-6 nats and |ΔΣp²| ≈ 1e-8 at n up to 2^20 (``benchmarks/attention.py``).
-            Without x64 both are float32.
+            the exponentials in float32, everything else (``u``, the sums) in float64. It costs
+            about 1e-7 relative in each ``e`` (max |ΔH| ≈ 5e-8 nats, |ΔΣp²| ≈ 2e-8 on the
+            benchmark's scores) and, although XLA's float32 ``exp`` runs at twice the float64
+            rate, buys no speed on the CPU measured: the kernel's time is in its passes over each
+            block, not in ``exp`` (``benchmarks/attention.py``). Without x64 both are float32.
 
     Returns:
         :class:`SoftmaxStats` of arrays of shape ``(k, ...)`` (``k = 1`` for a scalar scale).
@@ -335,7 +347,7 @@ def softmax_stats(scores, scales, *, dtype="float64") -> SoftmaxStats:
             raise TypeError(f"dtype must be one of {STATS_DTYPES}, got {dtype!r}") from exc
     one_of("dtype", dtype, STATS_DTYPES)
     scores, scales = _check_scores_scales(scores, scales)
-    negative = bool(np.any(np.asarray(scales) < 0))
+    negative = bool(np.any(scales < 0))
     return _stats(scores, scales, "float32" if dtype == "float32" else scales.dtype.name, negative)
 
 

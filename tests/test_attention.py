@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sulib.attention import (_STATS_BLOCK, _exp_nonpositive, attention_scores,
+from sulib.attention import (_EXP_COEFFS, _STATS_BLOCK, _exp_nonpositive, attention_scores,
                              attention_scores_by_dim, entropy_terms, matching_scale,
                              matching_scales, prefix_entropy_terms, softmax_entropy,
                              softmax_stats)
@@ -203,9 +203,11 @@ def test_softmax_stats_match_numpy(scores, lams):
                                        err_msg=f"{name} (float32)")
 
 
-@pytest.mark.parametrize("shape", [(7, 5000), (3, _STATS_BLOCK), (2, 2 * _STATS_BLOCK + 123), (_STATS_BLOCK + 1,)])
+@pytest.mark.parametrize("shape", [(9, 4096), (7, 5000), (3, _STATS_BLOCK), (2, 2 * _STATS_BLOCK + 123),
+                                   (_STATS_BLOCK + 1,)])
 def test_softmax_stats_blocks_and_tails(shape):
-    """Rows grouped into blocks with padding, whole blocks of columns, and a remainder of columns."""
+    """Whole rows grouped into blocks with padding, long rows cut into pieces (whole blocks of
+    pieces, pieces padded), and a remainder of columns."""
     scores = np.random.default_rng(0).normal(size=shape) * 8
     lams = np.array([-1.0, 0.0, 0.3, 2.0])
     got = softmax_stats(scores, lams)
@@ -231,6 +233,25 @@ def test_jacobian_half_l1_is_one_minus_sum_p2(scores, lam):
 def test_softmax_entropy_agrees_with_entropy_terms(scores, lams):
     np.testing.assert_allclose(softmax_entropy(scores, lams), entropy_terms(scores, lams).entropy,
                                rtol=1e-12, atol=1e-12)
+
+
+def test_kernel_exp_coefficients_interpolate_at_chebyshev_nodes():
+    """The kernel's c_0 … c_9 re-derived in 50-digit arithmetic: the degree-9 interpolant of
+    q(r) = (e^r - 1 - r)/r² at the 10 Chebyshev nodes of [-ln2/2, ln2/2], rounded to float64;
+    and 1 + r + r² q(r) with the rounded coefficients, evaluated exactly, is within 2e-17 of e^r
+    (relative) on that interval."""
+    import mpmath as mp
+
+    with mp.workdps(50):
+        a = mp.log(2) / 2
+        q = lambda r: mp.nsum(lambda i: r**i / mp.factorial(i + 2), [0, mp.inf])
+        nodes = [a * mp.cos(mp.pi * (2 * i + 1) / 20) for i in range(10)]
+        coeffs = mp.lu_solve(mp.matrix([[x**j for j in range(10)] for x in nodes]), mp.matrix([q(x) for x in nodes]))
+        assert tuple(float(c) for c in coeffs) == _EXP_COEFFS
+        exact = [mp.mpf(c) for c in _EXP_COEFFS]
+        grid = [a * i / 500 for i in range(-500, 501)]
+        worst = max(abs((1 + r + r**2 * mp.polyval(exact[::-1], r)) / mp.exp(r) - 1) for r in grid)
+    assert worst < 2e-17, float(worst)
 
 
 def test_kernel_exp_is_within_an_ulp():
