@@ -174,10 +174,12 @@ def prefix_entropy_terms(scores, lengths, scales) -> EntropyTerms:
 def softmax_entropy(scores, scales) -> jax.Array:
     """``-Σ_i p_i log p_i`` with ``p = softmax(λ s)`` over the last axis; shape ``(k, ...)``.
 
-    Computed by the fused kernel :func:`softmax_stats` (float64 when x64 is on); it agrees with
-    ``entropy_terms(scores, scales).entropy`` to rounding (about 1e-15 relative).
+    Computed by the fused kernel of :func:`softmax_stats` (float64 when x64 is on) without its
+    third sum Σe²; it agrees with ``entropy_terms(scores, scales).entropy`` to rounding (about
+    1e-15 relative).
     """
-    return softmax_stats(scores, scales).entropy
+    scores, scales = _check_scores_scales(scores, scales)
+    return _stats(scores, scales, scales.dtype.name, bool(np.any(scales < 0)), moments=2).entropy
 
 
 class SoftmaxStats(NamedTuple):
@@ -233,8 +235,9 @@ def _exp_nonpositive(u):
     return lax.bitcast_convert_type(lax.bitcast_convert_type(p, jnp.int64) + (k_bits << 52), jnp.float64)
 
 
-def _block_sums(xc, lam, exp_dtype):
-    """Σe, Σe·xc, Σe² over the last axis of ``xc`` ``(G, C)`` (entries <= 0), ``e = exp(λ xc)``, λ >= 0.
+def _block_sums(xc, lam, exp_dtype, moments):
+    """Σe, Σe·xc, Σe² (the first ``moments`` of them) over the last axis of ``xc`` ``(G, C)`` (entries
+    <= 0), ``e = exp(λ xc)``, λ >= 0: shape ``(moments, G)``.
 
     ``xc`` and the sums are in the accumulation dtype; only ``exp`` runs in ``exp_dtype``.
     """
@@ -246,18 +249,21 @@ def _block_sums(xc, lam, exp_dtype):
     # without the barrier XLA recomputes exp in each of the three reductions; with it the block
     # of exponentials is written once (it is small enough to stay in cache) and read three times
     e = lax.optimization_barrier(e)
-    return jnp.stack([jnp.sum(e, axis=-1), jnp.sum(e * xc, axis=-1), jnp.sum(e * e, axis=-1)])
+    sums = [jnp.sum(e, axis=-1), jnp.sum(e * xc, axis=-1), jnp.sum(e * e, axis=-1)][:moments]
+    return jnp.stack(sums)
 
 
-def _scale_sums(xh, xn, lam, exp_dtype):
+def _scale_sums(xh, xn, lam, exp_dtype, moments):
     """:func:`_block_sums` of ``|λ| xh`` (λ >= 0) or ``|λ| xn`` (λ < 0, softmax(λs) = softmax(|λ|(-s)))."""
     if xn is None:
-        return _block_sums(xh, lam, exp_dtype)
-    return lax.cond(lam >= 0, lambda: _block_sums(xh, lam, exp_dtype), lambda: _block_sums(xn, -lam, exp_dtype))
+        return _block_sums(xh, lam, exp_dtype, moments)
+    return lax.cond(lam >= 0, lambda: _block_sums(xh, lam, exp_dtype, moments),
+                    lambda: _block_sums(xn, -lam, exp_dtype, moments))
 
 
-@partial(jax.jit, static_argnames=("exp_dtype", "negative", "block"))
-def _stats(scores, scales, exp_dtype, negative: bool, block: int = _STATS_BLOCK) -> SoftmaxStats:
+@partial(jax.jit, static_argnames=("exp_dtype", "negative", "moments", "block"))
+def _stats(scores, scales, exp_dtype, negative: bool, moments: int = 3, block: int = _STATS_BLOCK) -> SoftmaxStats:
+    # moments = 2 skips Σe² (softmax_entropy): sum_p2 and jacobian_half_l1 are then nan
     lead, n = scores.shape[:-1], scores.shape[-1]
     x = scores.reshape(-1, n).astype(scales.dtype)
     rows, k = x.shape[0], scales.shape[0]
@@ -269,19 +275,19 @@ def _stats(scores, scales, exp_dtype, negative: bool, block: int = _STATS_BLOCK)
     xh = x - s_max[:, None]
     xn = (s_min[:, None] - x) if negative else None
 
-    def sums_of_blocks(bh, bn):  # (B, G, C) each -> (k, 3, B, G)
+    def sums_of_blocks(bh, bn):  # (B, G, C) each -> (k, moments, B, G)
         def one_block(args):  # a block stays in cache while the scales pass over it
             gh, gn = args
-            return lax.map(lambda lam: _scale_sums(gh, gn, lam, exp_dtype), scales)
+            return lax.map(lambda lam: _scale_sums(gh, gn, lam, exp_dtype, moments), scales)
         return jnp.moveaxis(lax.map(one_block, (bh, bn)), 0, 2)
 
-    def row_sums(h, g):  # (R, c) each -> (k, 3, R): whole rows, `per` of them to a block
+    def row_sums(h, g):  # (R, c) each -> (k, moments, R): whole rows, `per` of them to a block
         r, c = h.shape
         per = min(r, max(1, block // c))
         nb = -(-r // per)
         per = -(-r // nb)  # spread the rows evenly: at most nb - 1 rows of padding
         cut = lambda a: None if a is None else jnp.pad(a, ((0, nb * per - r), (0, 0))).reshape(nb, per, c)
-        return sums_of_blocks(cut(h), cut(g)).reshape(k, 3, nb * per)[:, :, :r]
+        return sums_of_blocks(cut(h), cut(g)).reshape(k, moments, nb * per)[:, :, :r]
 
     # XLA reduces the rows of a block side by side in vector registers, but a block of one long
     # row in a single chain bound by the add latency: rows longer than `width` are cut into
@@ -292,11 +298,12 @@ def _stats(scores, scales, exp_dtype, negative: bool, block: int = _STATS_BLOCK)
     else:  # pieces summed per row, then the remaining columns of each row
         m = n // width
         piece = lambda a: None if a is None else a[:, :m * width].reshape(rows * m, width)
-        sums = row_sums(piece(xh), piece(xn)).reshape(k, 3, rows, m).sum(axis=-1)
+        sums = row_sums(piece(xh), piece(xn)).reshape(k, moments, rows, m).sum(axis=-1)
         if n > m * width:
             tail = lambda a: None if a is None else a[:, m * width:]
             sums = sums + row_sums(tail(xh), tail(xn))
-    total, e_xc, e2 = sums[:, 0], sums[:, 1], sums[:, 2]
+    total, e_xc = sums[:, 0], sums[:, 1]
+    e2 = sums[:, 2] if moments == 3 else jnp.full_like(total, jnp.nan)
     log_total = jnp.log(total)
     sum_p2 = e2 / total**2
     shape = (k, *lead)
@@ -347,8 +354,7 @@ def softmax_stats(scores, scales, *, dtype="float64") -> SoftmaxStats:
             raise TypeError(f"dtype must be one of {STATS_DTYPES}, got {dtype!r}") from exc
     one_of("dtype", dtype, STATS_DTYPES)
     scores, scales = _check_scores_scales(scores, scales)
-    negative = bool(np.any(scales < 0))
-    return _stats(scores, scales, "float32" if dtype == "float32" else scales.dtype.name, negative)
+    return _stats(scores, scales, "float32" if dtype == "float32" else scales.dtype.name, bool(np.any(scales < 0)))
 
 
 @partial(jax.jit, static_argnames=("model", "n", "d", "queries"))
