@@ -37,6 +37,7 @@ import scipy.special as ssp
 import scipy.stats as sst
 
 from sulib._checks import as_finite_array, one_of, positive_int, positive_scalar
+from sulib.nets import mlp_apply, mlp_init
 
 __all__ = [
     "SCALINGS",
@@ -376,30 +377,16 @@ class SparseParityRun(NamedTuple):
     n_params: int  #: number of trainable parameters of the MLP
 
 
-def _mlp_init(key, sizes):
-    params = []
-    for k, (m, n) in zip(jax.random.split(key, len(sizes) - 1), zip(sizes[:-1], sizes[1:])):
-        params.append((jax.random.normal(k, (m, n), jnp.float32) * np.sqrt(2.0 / m),
-                       jnp.zeros((n,), jnp.float32)))
-    return params
-
-
-def _mlp(params, x):
-    for w, c in params[:-1]:
-        x = jax.nn.relu(x @ w + c)
-    w, c = params[-1]
-    return x @ w + c
-
-
 @partial(jax.jit, static_argnames=("n_bits", "width", "batch", "n_evals", "eval_every", "lr"))
 def _train(key, subsets, cdf, x_test, y_test, n_bits, width, batch, n_evals, eval_every, lr):
     n_tasks = subsets.shape[0]
-    params = _mlp_init(jax.random.fold_in(key, 0), (n_tasks + n_bits, width, 2))
+    params = mlp_init(jax.random.fold_in(key, 0), (n_tasks + n_bits, width, 2), dtype=jnp.float32)
     opt = optax.adam(lr)
     state = opt.init(params)
 
     def loss_fn(prm, x, y):
-        return optax.softmax_cross_entropy_with_integer_labels(_mlp(prm, x), y).mean()
+        logits = mlp_apply(prm, x, activation="relu")
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
     def one_step(carry, k):
         prm, st = carry
@@ -409,7 +396,7 @@ def _train(key, subsets, cdf, x_test, y_test, n_bits, width, batch, n_evals, eva
         return (optax.apply_updates(prm, updates), st), None
 
     def evaluate(prm):  # x_test (T, m, in), y_test (T, m)
-        logits = _mlp(prm, x_test)
+        logits = mlp_apply(prm, x_test, activation="relu")
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, y_test).mean(axis=1)
         acc = (jnp.argmax(logits, axis=-1) == y_test).mean(axis=1)
         return ce, acc
