@@ -15,13 +15,17 @@ keeps moving by ``η`` per step towards the fixed point ``θ* = -sign/λ``. This
   (embedding, RMS norm, output matrix or the half-swapped tied embedding) trained by
   :func:`train_toy_lm` with one of :data:`ARMS`: AdamW, Lion, Lion with lazy embedding rows, Lion
   with the tied half-swap head, and Lion with AdamW for the embedding only
-  (``optax.multi_transform``).
+  (``optax.multi_transform``). With ``track_sign=True`` it also counts, per embedding row, how
+  often the gradient's sign at a later step (per entry) agrees with its sign at the row's first
+  step with a non-zero gradient: the post's "the gradient comes back with the same sign".
 """
 
 from __future__ import annotations
 
 from functools import partial
 from typing import NamedTuple
+
+from jax.typing import ArrayLike
 
 import jax
 import jax.numpy as jnp
@@ -31,14 +35,15 @@ import optax
 from sulib._checks import as_finite_array, one_of, positive_int, positive_scalar
 
 __all__ = ["ARMS", "RUN_CONFIG", "ToyRun", "lazy_rows", "momentum_underflow_steps",
-           "once_seen_residual", "run_config", "sign_decay_closed_form", "toy_logits",
-           "train_toy_lm", "zipf_bigram_source"]
+           "near_fixed_point", "once_seen_residual", "run_config", "sign_decay_closed_form",
+           "toy_logits", "train_toy_lm", "zipf_bigram_source"]
 
 #: The optimizer arms of the toy language model.
 ARMS = ("adamw", "lion", "lion_lazy", "lion_tied_swap", "lion_adam_emb")
 
 
-def sign_decay_closed_form(theta0, sign, lr, wd, t) -> jax.Array:
+def sign_decay_closed_form(theta0: ArrayLike, sign: ArrayLike, lr: float, wd: float,
+                           t: ArrayLike) -> jax.Array:
     """``θ_t`` of ``θ_t = θ_{t-1} - lr (sign + wd θ_{t-1})``, constant ``sign``, ``lr``, ``wd``.
 
     ``θ_t = -sign/wd + (1 - lr wd)^t (θ_0 + sign/wd)``. Arrays broadcast against each other; ``t``
@@ -68,7 +73,8 @@ def _closed_form(theta0, sign, lr, wd, t):
     return fixed + (1 - lr * wd) ** t * (theta0 - fixed)
 
 
-def momentum_underflow_steps(m0, beta, dtype: str = "float32", max_steps: int = 1_000_000) -> int:
+def momentum_underflow_steps(m0: float, beta: float, dtype: str = "float32",
+                             max_steps: int = 1_000_000) -> int:
     """Steps of ``m ← round(β m)`` in ``dtype`` until ``m == 0``, on the running XLA backend.
 
     ``m0`` and ``beta`` are rounded to ``dtype`` first. Returns the step count at which ``m``
@@ -112,8 +118,9 @@ def _underflow(dtype, max_steps, m0, beta):
 def lazy_rows(inner: optax.GradientTransformation) -> optax.GradientTransformation:
     """Wrap ``inner``: rows (first axis) of a leaf whose gradient row is all zero get update 0.
 
-    The inner state (momentum) is updated as ``inner`` does; only the parameter update of an
-    absent row is suppressed, including its weight decay. Leaves of ndim < 2 pass unchanged.
+    Leaves are ``(rows, ...)`` arrays. The inner state (momentum) is updated as ``inner`` does;
+    only the parameter update of a row whose gradient is all zero is suppressed, its weight decay
+    included (so such a row does not even decay). Leaves of ndim < 2 pass unchanged.
     """
 
     def init_fn(params):
@@ -177,6 +184,9 @@ class ToyRun(NamedTuple):
     tokens: np.ndarray    #: context tokens fed, ``(steps, batch)``
     losses: np.ndarray    #: training loss per step (nats), ``(steps,)``
     source_loss: float    #: final expected loss on the source (nats)
+    out: np.ndarray | None = None         #: final output matrix ``(n, d)``; None when tied
+    sign_agree: np.ndarray | None = None  #: ``(n,)`` entries agreeing in sign (track_sign)
+    sign_later: np.ndarray | None = None  #: ``(n,)`` later steps compared (track_sign)
 
 
 def _optimizer(arm, lr, wd, b1, b2, adam_lr):
@@ -195,7 +205,7 @@ def _optimizer(arm, lr, wd, b1, b2, adam_lr):
 def train_toy_lm(seed: int, arm: str, *, n: int = 1000, d: int = 32, steps: int = 1500,
                  batch: int = 32, lr: float = 4e-3, wd: float = 0.5, adam_lr: float = 3e-3,
                  b1: float = 0.9, b2: float = 0.99, zipf: float = 1.1, init_std: float = 0.02,
-                 source_seed: int = 0) -> ToyRun:
+                 source_seed: int = 0, track_sign: bool = False) -> ToyRun:
     """Train the bigram LM of :func:`toy_logits` on :func:`zipf_bigram_source` in float32.
 
     Each step draws ``batch`` context tokens from the unigram law and their next tokens from
@@ -203,6 +213,13 @@ def train_toy_lm(seed: int, arm: str, *, n: int = 1000, d: int = 32, steps: int 
     ``optax.lion(lr, b1, b2, weight_decay=wd)`` (so ``θ ← θ - lr (sign(c) + wd θ)``); AdamW
     uses
     ``optax.adamw(adam_lr, weight_decay=wd)``. The tied arm has no ``out`` matrix.
+
+    With ``track_sign``, the scan also keeps per row the sign ``(d,)`` of its gradient at its
+    first step with a non-zero gradient row, and at every later such step adds to
+    ``sign_agree[row]`` the number of entries whose gradient sign equals it, and 1 to
+    ``sign_later[row]``; ``sign_agree / (d · sign_later)`` is the agreement fraction (1/2 for
+    independent signs). A step counts once however many times the token occurs in its batch. In
+    the tied arm every row has a gradient at every step, so there "later" means every later step.
 
     Raises:
         ValueError/TypeError: on an unknown ``arm``, non-positive sizes or rates, or odd ``d``.
@@ -220,7 +237,7 @@ def train_toy_lm(seed: int, arm: str, *, n: int = 1000, d: int = 32, steps: int 
                       ("init_std", init_std)):
         positive_scalar(name, val)
     for name, val in (("b1", b1), ("b2", b2)):
-        if not 0 <= positive_scalar(name, val) < 1:
+        if positive_scalar(name, val) >= 1:
             raise ValueError(f"{name} must be in (0, 1), got {val}")
     u, T = zipf_bigram_source(jax.random.PRNGKey(source_seed), n, zipf)
     key = jax.random.PRNGKey(seed)
@@ -230,30 +247,51 @@ def train_toy_lm(seed: int, arm: str, *, n: int = 1000, d: int = 32, steps: int 
     if arm != "lion_tied_swap":
         params["out"] = init_std * jax.random.normal(k_o, (n, d), jnp.float32)
     opt = _optimizer(arm, lr, wd, b1, b2, adam_lr)
-    final, losses = _train(params, x, jax.random.split(k_y, steps), jnp.log(T), opt,
-                           arm == "lion_tied_swap")
+    final, losses, (_, _, agree, later) = _train(
+        params, x, jax.random.split(k_y, steps), jnp.log(T), opt, arm == "lion_tied_swap",
+        bool(track_sign))
     logits = toy_logits(final, jnp.arange(n), arm == "lion_tied_swap")
     src = -jnp.sum(u[:, None] * T * jax.nn.log_softmax(logits, axis=-1))
+    out = np.asarray(final["out"]) if "out" in final else None
     return ToyRun(np.asarray(final["emb"]), np.asarray(params["emb"]), np.asarray(x),
-                  np.asarray(losses), float(src))
+                  np.asarray(losses), float(src), out,
+                  np.asarray(agree) if track_sign else None,
+                  np.asarray(later) if track_sign else None)
 
 
-@partial(jax.jit, static_argnums=(4, 5))
-def _train(params, x, keys, logT, opt, tied_swap):
+def _sign_step(track, g):
+    """One step of the sign bookkeeping of :func:`train_toy_lm` for the gradient ``g`` (n, d)."""
+    first, seen, agree, later = track
+    live = jnp.any(g != 0, axis=1)
+    sg = jnp.sign(g)
+    again = live & seen
+    agree = agree + jnp.where(again, jnp.sum(sg == first, axis=1), 0).astype(agree.dtype)
+    later = later + again.astype(later.dtype)
+    first = jnp.where((live & ~seen)[:, None], sg, first)
+    return first, seen | live, agree, later
+
+
+@partial(jax.jit, static_argnums=(4, 5, 6))
+def _train(params, x, keys, logT, opt, tied_swap, track_sign):
     def loss_fn(p, xb, yb):
         lp = jax.nn.log_softmax(toy_logits(p, xb, tied_swap), axis=-1)
         return -jnp.mean(jnp.take_along_axis(lp, yb[:, None], axis=1))
 
     def step(carry, xk):
-        p, s = carry
+        p, s, track = carry
         xb, k = xk
         yb = jax.random.categorical(k, logT[xb], axis=-1)     # next tokens ~ T[x]
         loss, g = jax.value_and_grad(loss_fn)(p, xb, yb)
+        if track_sign:
+            track = _sign_step(track, g["emb"])
         upd, s = opt.update(g, s, p)
-        return (optax.apply_updates(p, upd), s), loss
+        return (optax.apply_updates(p, upd), s, track), loss
 
-    (p, _), losses = jax.lax.scan(step, (params, opt.init(params)), (x, keys))
-    return p, losses
+    n = params["emb"].shape[0]
+    track = (jnp.zeros_like(params["emb"]), jnp.zeros(n, bool), jnp.zeros(n, jnp.int32),
+             jnp.zeros(n, jnp.int32))
+    (p, _, track), losses = jax.lax.scan(step, (params, opt.init(params), track), (x, keys))
+    return p, losses, track
 
 
 #: The stored run of the chapter ``book/optim/lion_embeddings.ipynb``.
@@ -269,8 +307,16 @@ def once_seen_residual(run: ToyRun, lr: float, wd: float) -> tuple[int, float]:
     and from step ``s`` on its sign is the sign of that one gradient, so ``θ_T`` is
     :func:`sign_decay_closed_form` of ``θ_{s-1}`` over ``T - s + 1`` steps, for the sign (±1, per
     entry) that fits best: the two candidates differ by at least ``2 lr``, far above float32
-    rounding. Returns (number of such rows, max abs residual).
+    rounding. Returns (number of such rows, max abs residual). It assumes the untied Lion arm
+    (``optax.lion(lr, weight_decay=wd)``): ``lr`` and ``wd`` must be the run's.
+
+    Raises:
+        ValueError: if ``lr`` or ``wd`` is not > 0 or ``lr * wd >= 1``.
     """
+    lr = positive_scalar("lr", lr)
+    wd = positive_scalar("wd", wd)
+    if lr * wd >= 1:
+        raise ValueError(f"lr * wd must be < 1, got {lr * wd}")
     steps = run.tokens.shape[0]
     counts = np.bincount(run.tokens.ravel(), minlength=run.emb.shape[0])
     rows = np.flatnonzero(counts == 1)
@@ -282,19 +328,32 @@ def once_seen_residual(run: ToyRun, lr: float, wd: float) -> tuple[int, float]:
     return int(rows.size), float(np.max(np.minimum(*err), initial=0.0))
 
 
+def near_fixed_point(w: np.ndarray, wd: float, tol: float = 0.1) -> np.ndarray:
+    """Per row of ``w`` ``(rows, d)``: how many entries lie within ``tol/wd`` of ``±1/wd``."""
+    wd = positive_scalar("wd", wd)
+    w = as_finite_array("w", w, min_ndim=2)
+    return np.sum(np.abs(np.abs(w.astype(np.float64)) * wd - 1) <= tol, axis=1)
+
+
 def run_config(cfg: dict) -> dict:
-    """Every arm and seed of ``cfg``: per row its count, RMS and max |entry|; losses; residuals."""
+    """Every arm and seed of ``cfg``: per row its count, RMS, max |entry|, entries within 10 % of
+    ``±1/λ`` (embedding and, untied, output matrix) and the gradient-sign agreement counts of
+    :func:`train_toy_lm`; losses; residuals."""
     kw = {k: v for k, v in cfg.items() if k != "seeds"}
     out = {}
     for arm in ARMS:
         per_seed = []
         for seed in cfg["seeds"]:
-            r = train_toy_lm(seed, arm, **kw)
+            r = train_toy_lm(seed, arm, track_sign=True, **kw)
             rec = dict(counts=np.bincount(r.tokens.ravel(), minlength=cfg["n"]).tolist(),
                        rms=np.round(np.sqrt((r.emb.astype(np.float64) ** 2).mean(1)), 6).tolist(),
                        maxabs=np.round(np.abs(r.emb).max(1).astype(np.float64), 6).tolist(),
+                       near=near_fixed_point(r.emb, cfg["wd"]).tolist(),
+                       sign_agree=r.sign_agree.tolist(), sign_later=r.sign_later.tolist(),
                        source_loss=round(r.source_loss, 6),
                        train_loss_last100=round(float(r.losses[-100:].mean()), 6))
+            if r.out is not None:
+                rec["out_near"] = near_fixed_point(r.out, cfg["wd"]).tolist()
             if arm == "lion":
                 k, res = once_seen_residual(r, cfg["lr"], cfg["wd"])
                 rec.update(once_seen_rows=k, once_seen_residual=float(f"{res:.3e}"))

@@ -97,6 +97,10 @@ def test_source_is_normalised():
     (lambda: le.train_toy_lm(0, "lion", d=7), "d must be even"),
     (lambda: le.train_toy_lm(0, "lion", b2=1.5), "b2"),
     (lambda: le.zipf_bigram_source(jax.random.PRNGKey(0), 1), "n must"),
+    (lambda: le.once_seen_residual(None, -4e-3, 0.5), "lr"),
+    (lambda: le.once_seen_residual(None, 4e-3, 0.0), "wd"),
+    (lambda: le.near_fixed_point(np.ones((2, 2)), -1.0), "wd"),
+    (lambda: le.near_fixed_point(np.ones(3), 0.5), "w must"),
 ])
 def test_bad_input_messages(call, match):
     with pytest.raises(ValueError, match=match):
@@ -141,3 +145,65 @@ def test_stored_run_comes_from_this_code_for_every_arm():
         rms = np.sqrt((r.emb.astype(np.float64) ** 2).mean(1))
         assert np.max(np.abs(rms - np.array(rec["rms"]))) < 1e-4, arm
         assert abs(r.source_loss - rec["source_loss"]) < 1e-4, arm
+        # the sign-agreement counts and the entries near ±1/λ come from this code too
+        t = le.train_toy_lm(cfg["seeds"][0], arm, track_sign=True, **kw)
+        np.testing.assert_array_equal(t.emb, r.emb)       # tracking does not change training
+        np.testing.assert_array_equal(t.sign_later, rec["sign_later"])
+        np.testing.assert_array_equal(t.sign_agree, rec["sign_agree"])
+        np.testing.assert_array_equal(le.near_fixed_point(t.emb, cfg["wd"]), rec["near"])
+        if t.out is not None:
+            np.testing.assert_array_equal(le.near_fixed_point(t.out, cfg["wd"]),
+                                          rec["out_near"])
+
+
+def _replay_emb_grads(seed, arm, n, d, steps, batch, lr, wd):
+    """train_toy_lm re-done step by step in Python: the embedding gradient at each step."""
+    u, T = le.zipf_bigram_source(jax.random.PRNGKey(0), n)
+    k_e, k_o, k_x, k_y = jax.random.split(jax.random.PRNGKey(seed), 4)
+    x = jax.random.choice(k_x, n, (steps, batch), p=u)
+    tied = arm == "lion_tied_swap"
+    p = {"emb": 0.02 * jax.random.normal(k_e, (n, d), jnp.float32)}
+    if not tied:
+        p["out"] = 0.02 * jax.random.normal(k_o, (n, d), jnp.float32)
+    opt = optax.lion(lr, b1=0.9, b2=0.99, weight_decay=wd)
+    s = opt.init(p)
+    out = []
+    for xb, k in zip(x, jax.random.split(k_y, steps)):
+        yb = jax.random.categorical(k, jnp.log(T)[xb], axis=-1)
+
+        def loss(q):
+            lp = jax.nn.log_softmax(le.toy_logits(q, xb, tied), axis=-1)
+            return -jnp.mean(jnp.take_along_axis(lp, yb[:, None], axis=1))
+
+        g = jax.grad(loss)(p)
+        out.append(np.asarray(g["emb"]))
+        upd, s = opt.update(g, s, p)
+        p = optax.apply_updates(p, upd)
+    return np.stack(out), np.asarray(p["emb"])
+
+
+@pytest.mark.parametrize("arm", ["lion", "lion_tied_swap"])
+def test_sign_agreement_counts_match_a_numpy_replay(arm):
+    kw = dict(n=40, d=4, steps=25, batch=3, lr=4e-3, wd=0.5)
+    r = le.train_toy_lm(2, arm, track_sign=True, **kw)
+    g, emb = _replay_emb_grads(2, arm, **kw)
+    np.testing.assert_allclose(emb, r.emb, rtol=1e-5, atol=1e-7)   # the same training
+    live = np.any(g != 0, axis=2)                                     # (steps, n)
+    agree, later = np.zeros(40, int), np.zeros(40, int)
+    for row in range(40):
+        steps_live = np.flatnonzero(live[:, row])
+        if steps_live.size:
+            first = np.sign(g[steps_live[0], row])
+            later[row] = steps_live.size - 1
+            agree[row] = sum(int(np.sum(np.sign(g[t, row]) == first)) for t in steps_live[1:])
+    np.testing.assert_array_equal(r.sign_later, later)
+    np.testing.assert_array_equal(r.sign_agree, agree)
+    assert later.sum() > 10 and 0 < agree.sum() < 4 * later.sum()     # not all or nothing
+    if arm == "lion_tied_swap":                    # every row has a gradient at every step
+        np.testing.assert_array_equal(later, kw["steps"] - 1)
+
+
+def test_near_fixed_point_counts_entries_within_the_band():
+    w = np.array([[2.0, -1.81, 1.79, 2.19], [-2.21, 0.0, -2.0, 0.5]])
+    np.testing.assert_array_equal(le.near_fixed_point(w, 0.5), [3, 1])   # band 1.8…2.2
+    np.testing.assert_array_equal(le.near_fixed_point(w, 0.5, tol=0.2), [4, 2])
