@@ -147,7 +147,7 @@ def test_bad_inputs_name_the_argument():
         lora.one_step_objective(np.zeros((6, 1)), np.zeros((1, 5)), G * np.nan)
     with pytest.raises(ValueError, match="A must have 6 rows"):
         lora.one_step_objective(np.zeros((5, 1)), np.zeros((1, 5)), G)
-    with pytest.raises(ValueError, match="ranks differ"):
+    with pytest.raises(ValueError, match="inner dimensions differ"):
         lora.sign_objective(np.zeros((6, 1)), np.zeros((2, 5)), G)
     with pytest.raises(TypeError, match="rank must be an int"):
         lora.pissa_init(G, 1.5)
@@ -163,24 +163,92 @@ def test_bad_inputs_name_the_argument():
         lora.train_full(W0, W_star, Sigma, lr=0.1, steps=3, optimizer="lion")
     with pytest.raises(ValueError, match="Sigma must be"):
         lora.train_full(W0, W_star, Sigma[:3], lr=0.1, steps=3)
+    tilted = np.asarray(Sigma).copy()
+    tilted[0, 1] += 1e-3
+    with pytest.raises(ValueError, match="Sigma must be symmetric"):
+        lora.train_lora(W0, W_star, tilted, A, B, lr=0.1, steps=3)
+    with pytest.raises(ValueError, match="Sigma must be positive semi-definite"):
+        lora.train_full(W0, W_star, -np.asarray(Sigma), lr=0.1, steps=3)
+    with pytest.raises(TypeError, match="key must be a JAX PRNG key"):
+        lora.lora_init(0, 6, 5, 2)
+    with pytest.raises(TypeError, match="key must be a JAX PRNG key"):
+        lora.minimize_objective(np.zeros(3, np.uint32), G, 1)
+    lora.lora_init(jax.random.key(0), 6, 5, 2)      # a typed key is accepted
+    with pytest.raises(ValueError, match="A0 and B0 must be given together"):
+        lora.first_step(G, 0.1, A0=np.zeros((6, 1)))
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        lora.first_step(G, 0.0)
 
 
 def test_adam_first_full_step_is_sign_step():
-    """The premise of the sign objective: Adam's first step is −lr·sign(G) (up to optax's eps)."""
-    W0, W_star, Sigma = _toy(2)
-    lr = 0.01
-    loss = lora.train_full(W0, W_star, Sigma, lr=lr, steps=1, optimizer="adam")
-    G = Sigma @ (W0 - W_star)
-    for W1, tol in ((W0 - lr * np.sign(G), 1e-6), (W0 - lr * G, None)):
-        ref = 0.5 * np.sum((W1 - W_star) * (Sigma @ (W1 - W_star)))
-        if tol is not None:
-            assert abs(float(loss[1]) - ref) < tol * ref
-        else:  # the SGD-like step lands elsewhere, so the check above can fail
-            assert abs(float(loss[1]) - ref) > 1e-3 * ref
+    """The premise of the sign objective: Adam's first step is −lr·sign(G), up to optax's ε."""
+    G = _gradient(2, 9, 7)
+    lr, eps = 0.01, 1e-8
+    step = np.asarray(lora.first_step(G, lr, optimizer="adam"))
+    # −lr g/(|g| + ε) differs from −lr sign(g) by lr ε/(|g| + ε), plus rounding of a division
+    bound = lr * (eps / np.abs(G).min() + 8 * np.finfo(float).eps)
+    assert np.abs(step + lr * np.sign(G)).max() < bound
+    # the SGD step is −lr G, which is not a sign step: the check above can fail
+    sgd = np.asarray(lora.first_step(G, lr, optimizer="sgd"))
+    assert np.abs(sgd + lr * G).max() < 8 * np.finfo(float).eps * lr * np.abs(G).max()
+    assert np.abs(sgd + lr * np.sign(G)).max() > 0.1 * lr
 
 
-def test_sign_minimiser_beats_both_svd_options():
-    G = _gradient(0, 32, 24)
+@pytest.mark.parametrize("s", [1.0, 2.0])
+def test_lora_adam_first_step_is_the_sign_objectives_step(s):
+    """LoRA + Adam, first step: ΔW = −lr s (A sign(AᵀG) + sign(GBᵀ) B) + s lr² sign(GBᵀ) sign(AᵀG)."""
+    G = _gradient(7, 8, 6)
+    k1, k2 = jax.random.split(jax.random.PRNGKey(8))
+    A = np.asarray(jax.random.normal(k1, (8, 2)))
+    B = np.asarray(jax.random.normal(k2, (2, 6)))
+    lr = 0.05
+    Sa, Sb = np.sign(G @ B.T), np.sign(A.T @ G)
+    expected = -lr * s * (A @ Sb + Sa @ B) + s * lr ** 2 * Sa @ Sb
+    step = np.asarray(lora.first_step(G, lr, A0=A, B0=B, optimizer="adam", s=s))
+    smallest = min(np.abs(G @ B.T).min(), np.abs(A.T @ G).min()) * s
+    bound = 4 * lr * s * (np.abs(A).sum(1).max() + np.abs(B).sum(0).max()) * 1e-8 / smallest
+    assert np.abs(step - expected).max() < bound + 1e-14
+    # the SGD first-order step of the post is a different matrix: the check above can fail
+    assert np.abs(step + lr * s ** 2 * (A @ A.T @ G + G @ B.T @ B)).max() > 10 * bound
+
+
+@pytest.mark.parametrize("optimizer", lora.OPTIMIZERS)
+def test_first_step_matches_the_training_runs(optimizer):
+    """first_step (chain rule by hand) against step 1 of train_lora / train_full (jax.grad)."""
+    W0, W_star, Sigma = _toy(3)
+    G = np.asarray(Sigma @ (W0 - W_star))
+    A, B = lora.lora_ga_init(G, 2, scale=0.5)
+    lr = 0.03
+
+    def loss(W):
+        return 0.5 * np.sum((W - W_star) * (Sigma @ (W - W_star)))
+
+    run = lora.train_lora(W0, W_star, Sigma, A, B, lr=lr, steps=1, optimizer=optimizer)
+    one = loss(W0 + np.asarray(lora.first_step(G, lr, A0=A, B0=B, optimizer=optimizer)))
+    assert abs(float(run.loss[1]) - one) < 1e-12 * loss(W0)
+    full = lora.train_full(W0, W_star, Sigma, lr=lr, steps=1, optimizer=optimizer)
+    one = loss(W0 + np.asarray(lora.first_step(G, lr, optimizer=optimizer)))
+    assert abs(float(full[1]) - one) < 1e-12 * loss(W0)
+
+
+def test_plain_lora_first_cosine_is_known():
+    """A0 = 0: B does not move, A1 = −η G B0ᵀ, so ΔW = −η G B0ᵀB0 exactly and its cosine with −G
+    is ⟨G B0ᵀB0, G⟩ / (‖G B0ᵀB0‖ ‖G‖)."""
+    W0, W_star, Sigma = _toy(4)
+    G = np.asarray(Sigma @ (W0 - W_star))
+    A, B = lora.lora_init(jax.random.PRNGKey(9), 8, 8, 3)
+    B = np.asarray(B)
+    P = G @ B.T @ B
+    expected = np.sum(P * G) / (np.linalg.norm(P) * np.linalg.norm(G))
+    res = lora.train_lora(W0, W_star, Sigma, A, B, lr=0.4, steps=1)
+    assert 0 < expected < 0.99                      # not trivially aligned
+    assert abs(float(res.cosine[0]) - expected) < 1e-12
+
+
+@pytest.mark.parametrize("seed", [0, 11, 12])
+def test_sign_minimiser_beats_both_svd_options(seed):
+    """Option 2 of the post (minimise the sign objective) is below options 1 and 3 on it."""
+    G = _gradient(seed, 32, 24)
     r = 3
     A, B = lora.minimize_objective(jax.random.PRNGKey(5), G, r, objective="sign", steps=400,
                                    lr=0.03, tau=0.05)
