@@ -212,9 +212,12 @@ def test_lora_adam_first_step_is_the_sign_objectives_step(s):
     assert np.abs(step + lr * s ** 2 * (A @ A.T @ G + G @ B.T @ B)).max() > 10 * bound
 
 
+@pytest.mark.parametrize("s", [1.0, 2.0])
 @pytest.mark.parametrize("optimizer", lora.OPTIMIZERS)
-def test_first_step_matches_the_training_runs(optimizer):
-    """first_step (chain rule by hand) against step 1 of train_lora / train_full (jax.grad)."""
+def test_first_step_matches_the_training_runs(optimizer, s):
+    """first_step (chain rule by hand) against step 1 of train_lora / train_full (jax.grad), with
+    the LoRA multiplier s = 1 and s = 2 (under SGD the factor gradients carry s, so s = 2 catches
+    a dropped s; Adam's first step sees s only through optax's ε)."""
     W0, W_star, Sigma = _toy(3)
     G = np.asarray(Sigma @ (W0 - W_star))
     A, B = lora.lora_ga_init(G, 2, scale=0.5)
@@ -223,8 +226,8 @@ def test_first_step_matches_the_training_runs(optimizer):
     def loss(W):
         return 0.5 * np.sum((W - W_star) * (Sigma @ (W - W_star)))
 
-    run = lora.train_lora(W0, W_star, Sigma, A, B, lr=lr, steps=1, optimizer=optimizer)
-    one = loss(W0 + np.asarray(lora.first_step(G, lr, A0=A, B0=B, optimizer=optimizer)))
+    run = lora.train_lora(W0, W_star, Sigma, A, B, lr=lr, steps=1, optimizer=optimizer, s=s)
+    one = loss(W0 + np.asarray(lora.first_step(G, lr, A0=A, B0=B, optimizer=optimizer, s=s)))
     assert abs(float(run.loss[1]) - one) < 1e-12 * loss(W0)
     full = lora.train_full(W0, W_star, Sigma, lr=lr, steps=1, optimizer=optimizer)
     one = loss(W0 + np.asarray(lora.first_step(G, lr, optimizer=optimizer)))
