@@ -15,10 +15,16 @@ Functions (host-side checks, then jitted kernels):
 * :func:`vq_quantize` — nearest code and the straight-through output;
 * :func:`vq_losses` — the codebook and commitment losses;
 * :func:`ema_update` — the moving-average codebook step ``e_k ← α e_k + (1 - α) mean(z | k)``;
+* :func:`ema_vq_step` — VQ-VAE-2's form of it: moving averages of counts ``N_k`` and sums ``m_k``,
+  Laplace-smoothed counts, ``e_k = m_k / Ñ_k``;
+* :func:`restart_dead_codes` — re-seed codes unused for ``max_age`` steps at encoder outputs of
+  the current batch;
 * :func:`fsq_bound`, :func:`fsq_quantize`, :func:`fsq_index` — FSQ's squashing, rounding and code index;
 * :func:`code_usage` — codebook utilization (share of codes used) and perplexity ``exp H``;
 * :func:`train_autoencoder` — a small MLP autoencoder with either quantizer (optax Adam), used by
-  the stored run ``python -m sulib.fsq sweep OUT.json`` of the chapter on post 9826.
+  the stored run ``python -m sulib.fsq sweep OUT.json`` of the chapter on post 9826; ``kind="vq-ema"``
+  is the stronger VQ baseline (EMA codebook + dead-code restart, commitment loss only), stored by
+  ``python -m sulib.fsq ema OUT.json``.
 """
 
 from __future__ import annotations
@@ -33,8 +39,9 @@ import optax
 from ._checks import as_finite_array, one_of, positive_int, positive_scalar
 from .nets import mlp_apply, mlp_init
 
-__all__ = ["vq_quantize", "vq_losses", "ema_update", "fsq_bound", "fsq_quantize", "fsq_index",
-           "fsq_levels_count", "code_usage", "train_autoencoder", "BOUNDS", "SWEEP_CONFIG"]
+__all__ = ["vq_quantize", "vq_losses", "ema_update", "ema_vq_step", "restart_dead_codes",
+           "fsq_bound", "fsq_quantize", "fsq_index", "fsq_levels_count", "code_usage",
+           "train_autoencoder", "BOUNDS", "SWEEP_CONFIG", "EMA_CONFIG"]
 
 BOUNDS = ("sigmoid", "tanh")
 sg = jax.lax.stop_gradient
@@ -196,6 +203,125 @@ def ema_update(codebook, z, idx, decay: float) -> jax.Array:
     return _ema(_float(codebook), _float(z), jnp.asarray(idx_np), float(a))
 
 
+@jax.jit
+def _ema_vq(counts, sums, z, idx, decay, eps):
+    K = counts.shape[0]
+    onehot = jax.nn.one_hot(idx, K, dtype=z.dtype)        # (n, K)
+    counts = decay * counts + (1 - decay) * onehot.sum(0)
+    sums = decay * sums + (1 - decay) * (onehot.T @ z)
+    total = counts.sum()
+    smoothed = (counts + eps) / (total + K * eps) * total  # Laplace smoothing
+    return counts, sums, sums / smoothed[:, None]
+
+
+def _ema_state(counts, sums):
+    c = _host("counts", counts, min_ndim=1)
+    if c.ndim != 1 or c.shape[0] == 0:
+        raise ValueError(f"counts must have shape (K,) with K >= 1, got {c.shape}")
+    if not isinstance(c, _Shape) and (c < 0).any():
+        raise ValueError("counts must be >= 0")
+    m = _host("sums", sums, min_ndim=2)
+    if m.ndim != 2 or m.shape[0] != c.shape[0]:
+        raise ValueError(f"sums must have shape ({c.shape[0]}, d), got {m.shape}")
+    return c, m
+
+
+def _idx(idx, n: int, K: int, name: str = "idx") -> np.ndarray:
+    arr = np.asarray(idx)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
+    if arr.size and (arr.min() < 0 or arr.max() >= K):
+        raise ValueError(f"{name} must lie in [0, {K}), got [{arr.min()}, {arr.max()}]")
+    return arr
+
+
+def _decay(decay) -> float:
+    a = as_finite_array("decay", decay)
+    if a.ndim != 0 or not 0 <= float(a) < 1:
+        raise ValueError(f"decay must be a scalar in [0, 1), got {decay!r}")
+    return float(a)
+
+
+def ema_vq_step(counts, sums, z, idx, decay: float,
+                eps: float = 1e-5) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One EMA codebook step in VQ-VAE-2's form (counts and sums averaged separately).
+
+    ``N_k ← α N_k + (1 - α) n_k``, ``m_k ← α m_k + (1 - α) Σ_{i: k_i = k} z_i``, then the
+    Laplace-smoothed counts ``Ñ_k = (N_k + ε) / (Σ N + K ε) · Σ N`` and ``e_k = m_k / Ñ_k``.
+    With ``ε = 0`` and a state where ``N_k = n_k`` and ``m_k = N_k e_k`` this is the chapter's
+    ``e_k ← α e_k + (1 - α) z̄_k`` (:func:`ema_update`) for every code in use.
+
+    Args:
+        counts: ``(K,)`` moving-average counts ``N_k >= 0``. sums: ``(K, d)`` moving-average sums
+        ``m_k``. z: ``(n, d)`` encoder outputs. idx: ``(n,)`` integer codes in ``[0, K)``.
+        decay: ``α`` in ``[0, 1)``. eps: Laplace smoothing ``ε >= 0``.
+
+    Returns:
+        ``(counts, sums, codebook)``, shapes ``(K,)``, ``(K, d)``, ``(K, d)``.
+    """
+    c, m = _ema_state(counts, sums)
+    z_np = _vectors("z", z)
+    if z_np.ndim != 2 or z_np.shape[1] != m.shape[1]:
+        raise ValueError(f"z must have shape (n, {m.shape[1]}), got {z_np.shape}")
+    idx_np = _idx(idx, z_np.shape[0], c.shape[0])
+    e = as_finite_array("eps", eps)
+    if e.ndim != 0 or float(e) < 0:
+        raise ValueError(f"eps must be a scalar >= 0, got {eps!r}")
+    return _ema_vq(_float(counts), _float(sums), _float(z), jnp.asarray(idx_np),
+                   _decay(decay), float(e))
+
+
+@jax.jit
+def _restart(codebook, counts, sums, age, z, idx, key, max_age):
+    K = codebook.shape[0]
+    used = jnp.zeros(K, bool).at[idx].set(True)
+    age = jnp.where(used, 0, age + 1)
+    dead = age >= max_age
+    fresh = z[jax.random.randint(key, (K,), 0, z.shape[0])]   # a random batch vector per code
+    d = dead[:, None]
+    return (jnp.where(d, fresh, codebook), jnp.where(dead, 1.0, counts).astype(counts.dtype),
+            jnp.where(d, fresh, sums), jnp.where(dead, 0, age))
+
+
+def restart_dead_codes(codebook, counts, sums, age, z, idx, key,
+                       max_age: int) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Dead-code restart: re-seed every code unused for ``max_age`` consecutive steps.
+
+    The age of each code becomes 0 if it occurs in ``idx`` (this step's codes) and grows by 1
+    otherwise; a code whose age reaches ``max_age`` is moved to a vector of ``z`` drawn uniformly
+    (``codebook_k = sums_k = z_r``, ``counts_k = 1``, so the EMA state stays ``m_k = N_k e_k``)
+    and its age is reset to 0. Other codes are returned unchanged.
+
+    Args:
+        codebook: ``(K, d)``. counts: ``(K,)`` and sums: ``(K, d)``, the EMA state of
+        :func:`ema_vq_step`. age: ``(K,)`` integer steps since each code was last used.
+        z: ``(n, d)`` this batch's encoder outputs. idx: ``(n,)`` their codes in ``[0, K)``.
+        key: a ``jax.random`` key. max_age: steps without use before a restart (>= 1).
+
+    Returns:
+        ``(codebook, counts, sums, age)`` after the restarts.
+    """
+    z_np = _vectors("z", z)
+    if z_np.ndim != 2 or z_np.shape[0] == 0:
+        raise ValueError(f"z must have shape (n, d) with n >= 1, got {z_np.shape}")
+    cb = _codebook(codebook, z_np.shape[1])
+    c, m = _ema_state(counts, sums)
+    if c.shape[0] != cb.shape[0] or m.shape != cb.shape:
+        raise ValueError(f"counts, sums must have shapes ({cb.shape[0]},), {cb.shape}, "
+                         f"got {c.shape}, {m.shape}")
+    age_np = np.asarray(age)
+    if not np.issubdtype(age_np.dtype, np.integer):
+        raise TypeError(f"age must hold integers, got dtype {age_np.dtype}")
+    if age_np.shape != (cb.shape[0],) or (age_np < 0).any():
+        raise ValueError(f"age must have shape ({cb.shape[0]},) and be >= 0, got {age_np.shape}")
+    idx_np = _idx(idx, z_np.shape[0], cb.shape[0])
+    max_age = positive_int("max_age", max_age)
+    return _restart(_float(codebook), _float(counts), _float(sums), jnp.asarray(age_np),
+                    _float(z), jnp.asarray(idx_np), key, max_age)
+
+
 # --------------------------------------------------------------------------- FSQ
 
 _EPS = 1e-3  # the reference implementation's margin inside (-h, h)
@@ -325,25 +451,29 @@ def _quantize_fn(kind: str, levels, bound: str):
 def train_autoencoder(x_train, x_test, *, kind: str, size, seed: int, hidden=(256, 256),
                       n_tokens: int = 8, vq_dim: int = 8, steps: int = 1500, batch: int = 32,
                       lr: float = 1e-3, beta: float = 1.0, gamma: float = 0.25,
-                      bound: str = "sigmoid") -> dict:
+                      bound: str = "sigmoid", decay: float = 0.99, eps: float = 1e-5,
+                      max_age: int = 100) -> dict:
     """Train an MLP autoencoder with a VQ or FSQ bottleneck (float32, optax Adam).
 
     The encoder ``64 → hidden → n_tokens·d`` gives ``n_tokens`` vectors per image; each is
     quantized (VQ: a shared codebook of ``size`` codes of width ``vq_dim``, loss
     ``MSE + β‖e - sg z‖² + γ‖z - sg e‖²``, codes initialised at ``K`` encoder outputs of random
-    training tokens; FSQ: ``size`` is the tuple of levels, loss ``MSE``)
-    and the decoder mirrors the encoder.
+    training tokens; ``"vq-ema"``: the same codebook updated by :func:`ema_vq_step` (decay, eps)
+    instead of by gradient, codes unused for ``max_age`` steps re-seeded by
+    :func:`restart_dead_codes`, loss ``MSE + γ‖z - sg e‖²``; FSQ: ``size`` is the tuple of levels,
+    loss ``MSE``) and the decoder mirrors the encoder. The same seed gives the same initial
+    encoder, decoder, codebook and batches for ``"vq"`` and ``"vq-ema"``.
 
     Args:
-        x_train, x_test: ``(n, p)`` images in ``[0, 1]``. kind: ``"vq"`` or ``"fsq"``.
-        size: ``K`` (VQ) or the levels tuple (FSQ). seed: PRNG seed of init and batches.
+        x_train, x_test: ``(n, p)`` images in ``[0, 1]``. kind: ``"vq"``, ``"vq-ema"`` or
+        ``"fsq"``. size: ``K`` (VQ) or the levels tuple (FSQ). seed: PRNG seed of init and batches.
 
     Returns:
         dict with ``K``, ``train_mse``/``test_mse`` (per pixel, after quantization),
         ``used``/``perplexity`` (over the tokens of train and test images together) and
         ``loss_curve`` (mean training loss over each tenth of the steps).
     """
-    one_of("kind", kind, ("vq", "fsq"))
+    one_of("kind", kind, ("vq", "vq-ema", "fsq"))
     one_of("bound", bound, BOUNDS)
     xtr = _vectors("x_train", x_train).astype(np.float32)
     xte = _vectors("x_test", x_test).astype(np.float32)
@@ -354,7 +484,12 @@ def train_autoencoder(x_train, x_test, *, kind: str, size, seed: int, hidden=(25
                                                  ("steps", steps), ("batch", batch)))
     hidden = tuple(positive_int(f"hidden[{i}]", h) for i, h in enumerate(hidden))
     lr = positive_scalar("lr", lr)
-    if kind == "vq":
+    if kind == "vq-ema":
+        decay, max_age = _decay(decay), positive_int("max_age", max_age)
+        eps = float(as_finite_array("eps", eps))
+        if eps < 0:
+            raise ValueError(f"eps must be >= 0, got {eps!r}")
+    if kind in ("vq", "vq-ema"):
         K = positive_int("size", size)
         d, levels = positive_int("vq_dim", vq_dim), None
     else:
@@ -364,10 +499,14 @@ def train_autoencoder(x_train, x_test, *, kind: str, size, seed: int, hidden=(25
     k_enc, k_dec, k_cb, k_batch = jax.random.split(jax.random.PRNGKey(seed), 4)
     params = {"enc": mlp_init(k_enc, (p, *hidden, n_tokens * d), dtype=jnp.float32),
               "dec": mlp_init(k_dec, (n_tokens * d, *hidden[::-1], p), dtype=jnp.float32)}
-    if kind == "vq":   # codes start at K encoder outputs of random training tokens
+    if kind in ("vq", "vq-ema"):   # codes start at K encoder outputs of random training tokens
         z0 = mlp_apply(params["enc"], jnp.asarray(xtr)).reshape(-1, d)
         pick = jax.random.choice(k_cb, z0.shape[0], (K,), replace=K > z0.shape[0])
         params["codebook"] = z0[pick]
+    if kind == "vq-ema":
+        return _train_vq_ema(params, xtr, xte, K=K, d=d, n_tokens=n_tokens, steps=steps,
+                             batch=batch, lr=lr, gamma=gamma, decay=decay, eps=eps,
+                             max_age=max_age, k_batch=k_batch)
     fsq_q = _quantize_fn(kind, levels, bound)
 
     def forward(params, x):
@@ -413,6 +552,57 @@ def train_autoencoder(x_train, x_test, *, kind: str, size, seed: int, hidden=(25
             "perplexity": ppl, "loss_curve": [float(c) for c in curve]}
 
 
+def _finish(forward, params, xtr_j, xte, K, mses, steps) -> dict:
+    mse_tr, _, idx_tr = jax.jit(forward)(params, xtr_j)
+    mse_te, _, idx_te = jax.jit(forward)(params, jnp.asarray(xte))
+    used, ppl = code_usage(np.concatenate([np.asarray(idx_tr).ravel(),
+                                           np.asarray(idx_te).ravel()]), K)
+    curve = np.asarray(mses).reshape(10, -1).mean(1) if steps % 10 == 0 else np.asarray(mses)
+    return {"K": K, "train_mse": float(mse_tr), "test_mse": float(mse_te), "used": used,
+            "perplexity": ppl, "loss_curve": [float(c) for c in curve]}
+
+
+def _train_vq_ema(params, xtr, xte, *, K, d, n_tokens, steps, batch, lr, gamma, decay, eps,
+                  max_age, k_batch) -> dict:
+    """The ``"vq-ema"`` arm of :func:`train_autoencoder` (inputs already checked)."""
+    codebook = params.pop("codebook")
+    ema0 = (codebook, jnp.ones(K, codebook.dtype), codebook, jnp.zeros(K, jnp.int32))
+
+    def forward(params, x, codebook):
+        z = mlp_apply(params["enc"], x).reshape(x.shape[0], n_tokens, d)
+        zq, idx = _vq(z, codebook)
+        commit = jnp.mean(jnp.sum((z - sg(codebook[idx])) ** 2, -1))
+        xh = mlp_apply(params["dec"], zq.reshape(x.shape[0], -1))
+        return jnp.mean((xh - x) ** 2), gamma * commit, idx, z
+
+    opt = optax.adam(lr)
+    xtr_j = jnp.asarray(xtr)
+
+    @jax.jit
+    def run(params, ema):
+        def step(carry, key):
+            params, state, (codebook, counts, sums, age) = carry
+            xb = xtr_j[jax.random.choice(key, xtr_j.shape[0], (batch,), replace=False)]
+
+            def loss(pr):
+                mse, aux, idx, z = forward(pr, xb, codebook)
+                return mse + aux, (mse, idx, z)
+            (_, (mse, idx, z)), g = jax.value_and_grad(loss, has_aux=True)(params)
+            upd, state = opt.update(g, state, params)
+            zf, idf = z.reshape(-1, d), idx.reshape(-1)
+            counts, sums, codebook = _ema_vq(counts, sums, zf, idf, decay, eps)
+            ema = _restart(codebook, counts, sums, age, zf, idf,
+                           jax.random.fold_in(key, 1), max_age)
+            return (optax.apply_updates(params, upd), state, ema), mse
+        (params, _, ema), mses = jax.lax.scan(step, (params, opt.init(params), ema),
+                                              jax.random.split(k_batch, steps))
+        return params, ema, mses
+
+    params, ema, mses = run(params, ema0)
+    codebook = ema[0]
+    return _finish(lambda p, x: forward(p, x, codebook)[:3], params, xtr_j, xte, K, mses, steps)
+
+
 # --------------------------------------------------------------------------- the stored run
 
 #: Configuration of the stored sweep (``python -m sulib.fsq sweep OUT.json``).
@@ -423,6 +613,24 @@ SWEEP_CONFIG = dict(
     bounds=["sigmoid", "tanh"], seeds=[0, 1],
     widths={"strong": [256, 256], "weak": [32]},
     n_tokens=8, vq_dim=8, steps=1500, batch=32, lr=1e-3, beta=1.0, gamma=0.25)
+
+
+#: Configuration of the stored run of the stronger VQ (``python -m sulib.fsq ema OUT.json``):
+#: the sweep's data, sizes, widths, seeds and budget, VQ with an EMA codebook and restarts.
+EMA_CONFIG = dict(
+    data=SWEEP_CONFIG["data"], vq_sizes=SWEEP_CONFIG["vq_sizes"], seeds=SWEEP_CONFIG["seeds"],
+    widths=SWEEP_CONFIG["widths"], n_tokens=8, vq_dim=8, steps=1500, batch=32, lr=1e-3,
+    gamma=0.25, decay=0.99, eps=1e-5, max_age=100)
+
+
+def ema_runs(cfg: dict = EMA_CONFIG):
+    """The (name, kwargs) of every run of the stronger-VQ stored run, in order."""
+    return [(f"vq-ema/{width}/{K}/{seed}",
+             dict(seed=seed, hidden=tuple(hidden), n_tokens=cfg["n_tokens"], steps=cfg["steps"],
+                  batch=cfg["batch"], lr=cfg["lr"], kind="vq-ema", size=K, vq_dim=cfg["vq_dim"],
+                  gamma=cfg["gamma"], decay=cfg["decay"], eps=cfg["eps"], max_age=cfg["max_age"]))
+            for width, hidden in cfg["widths"].items() for seed in cfg["seeds"]
+            for K in cfg["vq_sizes"]]
 
 
 def digits_data():
@@ -450,23 +658,26 @@ def sweep_runs(cfg: dict = SWEEP_CONFIG):
 
 
 def _main(argv=None) -> None:  # pragma: no cover - a CLI
-    """``python -m sulib.fsq sweep OUT.json``: the VQ vs FSQ sweep of the chapter, stored."""
+    """``python -m sulib.fsq sweep|ema OUT.json``: the chapter's VQ vs FSQ sweep, or its
+    stronger VQ (EMA codebook + dead-code restart), stored."""
     import argparse
     import sys
 
     from sulib._stored import write_stored_run
 
     parser = argparse.ArgumentParser(prog="python -m sulib.fsq")
-    parser.add_argument("what", choices=["sweep"])
+    parser.add_argument("what", choices=["sweep", "ema"])
     parser.add_argument("out", help="path of the .json file to write")
     args = parser.parse_args(argv)
     xtr, xte = digits_data()
     results = {}
-    for name, kw in sweep_runs():
+    runs, config = (sweep_runs(), SWEEP_CONFIG) if args.what == "sweep" else (ema_runs(),
+                                                                              EMA_CONFIG)
+    for name, kw in runs:
         results[name] = train_autoencoder(xtr, xte, **kw)
         print(name, {k: round(v, 4) for k, v in results[name].items() if k != "loss_curve"},
               file=sys.stderr, flush=True)
-    write_stored_run(args.out, "sulib.fsq", argv, config=SWEEP_CONFIG, results=results)
+    write_stored_run(args.out, "sulib.fsq", argv, config=config, results=results)
 
 
 if __name__ == "__main__":  # pragma: no cover

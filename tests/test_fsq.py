@@ -79,6 +79,64 @@ def test_ema_reference_loop():
     np.testing.assert_array_equal(new[2], cb[2])
 
 
+def test_ema_vq_step_equals_the_chapters_formula():
+    # steady counts (N_k = n_k), m_k = N_k e_k, no smoothing: e_k ← α e_k + (1 - α) z̄_k
+    cb, z = _rand(5, 4, 3), _rand(6, 12, 3)
+    idx = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 0, 2, 2])
+    n_k = np.bincount(idx, minlength=4).astype(float)
+    counts, sums, new = fsq.ema_vq_step(n_k, n_k[:, None] * cb, z, idx, 0.9, eps=0.0)
+    np.testing.assert_allclose(np.asarray(new), np.asarray(fsq.ema_update(cb, z, idx, 0.9)),
+                               atol=1e-14)
+    np.testing.assert_allclose(np.asarray(counts), n_k, atol=1e-14)
+
+
+def test_ema_vq_step_laplace_reference_loop():
+    N, m, z = np.array([2.0, 0.5, 0.0]), _rand(7, 3, 2), _rand(8, 5, 2)
+    idx = np.array([0, 0, 1, 0, 1])
+    a, eps = 0.8, 0.1
+    counts, sums, cb = (np.asarray(v) for v in fsq.ema_vq_step(N, m, z, idx, a, eps))
+    for k in range(3):
+        Nk = a * N[k] + (1 - a) * (idx == k).sum()
+        mk = a * m[k] + (1 - a) * z[idx == k].sum(0)
+        assert abs(counts[k] - Nk) < 1e-14
+        np.testing.assert_allclose(sums[k], mk, atol=1e-14)
+    total = counts.sum()
+    smoothed = (counts + eps) / (total + 3 * eps) * total
+    np.testing.assert_allclose(cb, sums / smoothed[:, None], atol=1e-14)
+    assert abs(smoothed.sum() - total) < 1e-13        # smoothing keeps the total count
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10**6), st.floats(0.0, 0.99), st.floats(1e-2, 1e2))
+def test_ema_vq_step_fixed_point_and_count_identity(seed, alpha, scale):
+    # vectors that sit on their codes leave the codebook where it is, for any counts N_k > 0,
+    # and the total count obeys Σ N' = α Σ N + (1 - α) n
+    rng = np.random.default_rng(seed)
+    cb, N = scale * rng.standard_normal((5, 3)), rng.uniform(0.1, 10.0, 5)
+    idx = rng.integers(0, 5, 17)
+    counts, _, new = fsq.ema_vq_step(N, N[:, None] * cb, cb[idx], idx, alpha, eps=0.0)
+    np.testing.assert_allclose(np.asarray(new), cb, rtol=1e-12, atol=1e-12 * scale)
+    assert abs(float(counts.sum()) - (alpha * N.sum() + (1 - alpha) * 17)) < 1e-12 * N.sum()
+
+
+def test_dead_code_is_reseeded_from_the_batch():
+    cb, z = _rand(9, 4, 2), 10 + _rand(10, 6, 2)          # z far from every code
+    counts, sums = np.ones(4), cb.copy()
+    age = np.array([0, 2, 1, 5], dtype=np.int32)
+    idx = np.array([0, 0, 2, 2, 0, 2])                    # codes 1 and 3 unused this step
+    out = fsq.restart_dead_codes(cb, counts, sums, age, z, idx, jax.random.PRNGKey(0), 3)
+    cb2, counts2, sums2, age2 = (np.asarray(v) for v in out)
+    np.testing.assert_array_equal(age2, [0, 0, 0, 0])     # 1 and 3 reached age 3: restarted
+    for k in (1, 3):                                      # re-seeded at a batch vector
+        assert any(np.array_equal(cb2[k], row) for row in z)
+        np.testing.assert_array_equal(sums2[k], cb2[k])
+        assert counts2[k] == 1
+    np.testing.assert_array_equal(cb2[[0, 2]], cb[[0, 2]])  # live codes untouched
+    out = fsq.restart_dead_codes(cb, counts, sums, age, z, idx, jax.random.PRNGKey(0), 4)
+    np.testing.assert_array_equal(np.asarray(out[3]), [0, 3, 0, 0])   # code 1 not yet dead
+    np.testing.assert_array_equal(np.asarray(out[0])[[0, 1, 2]], cb[[0, 1, 2]])
+
+
 @pytest.mark.parametrize("L", range(2, 10))
 def test_sigmoid_fsq_has_L_levels(L):
     z = np.linspace(-30, 30, 20001)[:, None]
@@ -123,7 +181,7 @@ def test_code_usage():
 def test_train_autoencoder_smoke():
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(64, 16))
-    for kind, size in (("vq", 8), ("fsq", (3, 3))):
+    for kind, size in (("vq", 8), ("vq-ema", 8), ("fsq", (3, 3))):
         r = fsq.train_autoencoder(x[:48], x[48:], kind=kind, size=size, seed=0, hidden=(8,),
                                   n_tokens=2, vq_dim=2, steps=20, batch=8)
         assert r["K"] in (8, 9) and 0 < r["used"] <= 1 and r["test_mse"] > 0
@@ -159,5 +217,25 @@ def test_bad_inputs():
     assert fsq.fsq_levels_count((256, 256, 256, 127)) == 256**3 * 127   # just below 2**31
     with pytest.raises(ValueError, match=r"size\[0\] must be >= 2"):
         fsq.train_autoencoder(np.zeros((4, 2)), np.zeros((2, 2)), kind="fsq", size=(1,), seed=0)
+    with pytest.raises(ValueError, match="decay"):
+        fsq.ema_vq_step(np.ones(4), cb, np.zeros((2, 3)), np.array([0, 1]), -0.1)
+    with pytest.raises(ValueError, match="counts must be >= 0"):
+        fsq.ema_vq_step(-np.ones(4), cb, np.zeros((2, 3)), np.array([0, 1]), 0.5)
+    with pytest.raises(ValueError, match="sums must have shape"):
+        fsq.ema_vq_step(np.ones(4), np.zeros((3, 3)), np.zeros((2, 3)), np.array([0, 1]), 0.5)
+    with pytest.raises(ValueError, match="eps must be"):
+        fsq.ema_vq_step(np.ones(4), cb, np.zeros((2, 3)), np.array([0, 1]), 0.5, eps=-1.0)
+    with pytest.raises(ValueError, match="idx must have shape"):
+        fsq.ema_vq_step(np.ones(4), cb, np.zeros((2, 3)), np.array([0]), 0.5)
+    key = jax.random.PRNGKey(0)
+    with pytest.raises(TypeError, match="age must hold integers"):
+        fsq.restart_dead_codes(cb, np.ones(4), cb, np.zeros(4), np.zeros((2, 3)),
+                               np.array([0, 1]), key, 3)
+    with pytest.raises(ValueError, match="max_age must be >= 1"):
+        fsq.restart_dead_codes(cb, np.ones(4), cb, np.zeros(4, int), np.zeros((2, 3)),
+                               np.array([0, 1]), key, 0)
+    with pytest.raises(ValueError, match="counts, sums must have shapes"):
+        fsq.restart_dead_codes(cb, np.ones(3), cb[:3], np.zeros(4, int), np.zeros((2, 3)),
+                               np.array([0, 1]), key, 3)
     with pytest.raises(ValueError, match="unknown kind"):
         fsq.train_autoencoder(np.zeros((4, 2)), np.zeros((2, 2)), kind="pq", size=4, seed=0)
