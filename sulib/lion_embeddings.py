@@ -18,6 +18,8 @@ keeps moving by ``η`` per step towards the fixed point ``θ* = -sign/λ``. This
   (``optax.multi_transform``). With ``track_sign=True`` it also counts, per embedding row, how
   often the gradient's sign at a later step (per entry) agrees with its sign at the row's first
   step with a non-zero gradient: the post's "the gradient comes back with the same sign".
+  ``norm=False`` drops the RMS norm: with it, ``∂L/∂E_x`` is orthogonal to the row ``E_x`` (the
+  norm is scale-invariant), so no gradient can push a row further along itself.
 """
 
 from __future__ import annotations
@@ -163,13 +165,14 @@ def _source(key, n, zipf, spread):
     return u, T
 
 
-def toy_logits(params: dict, x: jax.Array, tied_swap: bool) -> jax.Array:
+def toy_logits(params: dict, x: jax.Array, tied_swap: bool, norm: bool = True) -> jax.Array:
     """Logits ``(batch, n)`` for context tokens ``x`` (``(batch,)``): ``h = RMSnorm(E[x])``, then
     ``h W^T`` (untied, ``W`` of shape ``(n, d)``) or ``S[h] E^T`` with the half swap
-    ``S[h] = h[d/2:] ∘ h[:d/2]`` (tied)."""
+    ``S[h] = h[d/2:] ∘ h[:d/2]`` (tied). ``norm=False``: ``h = E[x]`` (no RMS norm)."""
     h = params["emb"][x]
     d = h.shape[-1]
-    h = h * jax.lax.rsqrt(jnp.mean(h * h, axis=-1, keepdims=True) + 1e-12)
+    if norm:
+        h = h * jax.lax.rsqrt(jnp.mean(h * h, axis=-1, keepdims=True) + 1e-12)
     if tied_swap:
         h = jnp.concatenate([h[:, d // 2:], h[:, : d // 2]], axis=-1)
         return h @ params["emb"].T
@@ -205,14 +208,18 @@ def _optimizer(arm, lr, wd, b1, b2, adam_lr):
 def train_toy_lm(seed: int, arm: str, *, n: int = 1000, d: int = 32, steps: int = 1500,
                  batch: int = 32, lr: float = 4e-3, wd: float = 0.5, adam_lr: float = 3e-3,
                  b1: float = 0.9, b2: float = 0.99, zipf: float = 1.1, init_std: float = 0.02,
-                 source_seed: int = 0, track_sign: bool = False) -> ToyRun:
+                 source_seed: int = 0, track_sign: bool = False, norm: bool = True) -> ToyRun:
     """Train the bigram LM of :func:`toy_logits` on :func:`zipf_bigram_source` in float32.
 
     Each step draws ``batch`` context tokens from the unigram law and their next tokens from
     ``T``, and takes one step of ``arm`` (one of :data:`ARMS`) on the cross-entropy. Lion uses
     ``optax.lion(lr, b1, b2, weight_decay=wd)`` (so ``θ ← θ - lr (sign(c) + wd θ)``); AdamW
     uses
-    ``optax.adamw(adam_lr, weight_decay=wd)``. The tied arm has no ``out`` matrix.
+    ``optax.adamw(adam_lr, weight_decay=wd)``. The tied arm has no ``out`` matrix. ``norm=False``
+    trains the model without its RMS norm (see :func:`toy_logits`).
+
+    The draws depend on ``jax_enable_x64``: the stored run, the chapter and the tests set it
+    (with it off, the sampled next tokens differ and so do all results).
 
     With ``track_sign``, the scan also keeps per row the sign ``(d,)`` of its gradient at its
     first step with a non-zero gradient row, and at every later such step adds to
@@ -225,6 +232,8 @@ def train_toy_lm(seed: int, arm: str, *, n: int = 1000, d: int = 32, steps: int 
         ValueError/TypeError: on an unknown ``arm``, non-positive sizes or rates, or odd ``d``.
     """
     one_of("arm", arm, ARMS)
+    if not isinstance(norm, bool):
+        raise TypeError(f"norm must be a bool, got {type(norm).__name__}")
     n = positive_int("n", n, minimum=2)
     d = positive_int("d", d, minimum=2)
     if d % 2:
@@ -249,8 +258,8 @@ def train_toy_lm(seed: int, arm: str, *, n: int = 1000, d: int = 32, steps: int 
     opt = _optimizer(arm, lr, wd, b1, b2, adam_lr)
     final, losses, (_, _, agree, later) = _train(
         params, x, jax.random.split(k_y, steps), jnp.log(T), opt, arm == "lion_tied_swap",
-        bool(track_sign))
-    logits = toy_logits(final, jnp.arange(n), arm == "lion_tied_swap")
+        bool(track_sign), bool(norm))
+    logits = toy_logits(final, jnp.arange(n), arm == "lion_tied_swap", bool(norm))
     src = -jnp.sum(u[:, None] * T * jax.nn.log_softmax(logits, axis=-1))
     out = np.asarray(final["out"]) if "out" in final else None
     return ToyRun(np.asarray(final["emb"]), np.asarray(params["emb"]), np.asarray(x),
@@ -271,10 +280,10 @@ def _sign_step(track, g):
     return first, seen | live, agree, later
 
 
-@partial(jax.jit, static_argnums=(4, 5, 6))
-def _train(params, x, keys, logT, opt, tied_swap, track_sign):
+@partial(jax.jit, static_argnums=(4, 5, 6, 7))
+def _train(params, x, keys, logT, opt, tied_swap, track_sign, norm=True):
     def loss_fn(p, xb, yb):
-        lp = jax.nn.log_softmax(toy_logits(p, xb, tied_swap), axis=-1)
+        lp = jax.nn.log_softmax(toy_logits(p, xb, tied_swap, norm), axis=-1)
         return -jnp.mean(jnp.take_along_axis(lp, yb[:, None], axis=1))
 
     def step(carry, xk):
