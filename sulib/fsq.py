@@ -24,7 +24,8 @@ Functions (host-side checks, then jitted kernels):
 * :func:`train_autoencoder` — a small MLP autoencoder with either quantizer (optax Adam), used by
   the stored run ``python -m sulib.fsq sweep OUT.json`` of the chapter on post 9826; ``kind="vq-ema"``
   is the stronger VQ baseline (EMA codebook + dead-code restart, commitment loss only), stored by
-  ``python -m sulib.fsq ema OUT.json``.
+  ``python -m sulib.fsq ema OUT.json``; its restart-free ablation by
+  ``python -m sulib.fsq ema-only OUT.json``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from .nets import mlp_apply, mlp_init
 
 __all__ = ["vq_quantize", "vq_losses", "ema_update", "ema_vq_step", "restart_dead_codes",
            "fsq_bound", "fsq_quantize", "fsq_index", "fsq_levels_count", "code_usage",
-           "train_autoencoder", "BOUNDS", "SWEEP_CONFIG", "EMA_CONFIG"]
+           "train_autoencoder", "BOUNDS", "SWEEP_CONFIG", "EMA_CONFIG",
+           "EMA_ONLY_CONFIG"]
 
 BOUNDS = ("sigmoid", "tanh")
 sg = jax.lax.stop_gradient
@@ -543,16 +545,11 @@ def train_autoencoder(x_train, x_test, *, kind: str, size, seed: int, hidden=(25
         return params, mses
 
     params, mses = run(params)
-    mse_tr, _, idx_tr = jax.jit(forward)(params, xtr_j)
-    mse_te, _, idx_te = jax.jit(forward)(params, jnp.asarray(xte))
-    used, ppl = code_usage(np.concatenate([np.asarray(idx_tr).ravel(),
-                                           np.asarray(idx_te).ravel()]), K)
-    curve = np.asarray(mses).reshape(10, -1).mean(1) if steps % 10 == 0 else np.asarray(mses)
-    return {"K": K, "train_mse": float(mse_tr), "test_mse": float(mse_te), "used": used,
-            "perplexity": ppl, "loss_curve": [float(c) for c in curve]}
+    return _finish(forward, params, xtr_j, xte, K, mses, steps)
 
 
 def _finish(forward, params, xtr_j, xte, K, mses, steps) -> dict:
+    """Held-out and training MSE, code usage and the loss curve of a trained autoencoder."""
     mse_tr, _, idx_tr = jax.jit(forward)(params, xtr_j)
     mse_te, _, idx_te = jax.jit(forward)(params, jnp.asarray(xte))
     used, ppl = code_usage(np.concatenate([np.asarray(idx_tr).ravel(),
@@ -618,14 +615,18 @@ SWEEP_CONFIG = dict(
 #: Configuration of the stored run of the stronger VQ (``python -m sulib.fsq ema OUT.json``):
 #: the sweep's data, sizes, widths, seeds and budget, VQ with an EMA codebook and restarts.
 EMA_CONFIG = dict(
-    data=SWEEP_CONFIG["data"], vq_sizes=SWEEP_CONFIG["vq_sizes"], seeds=SWEEP_CONFIG["seeds"],
-    widths=SWEEP_CONFIG["widths"], n_tokens=8, vq_dim=8, steps=1500, batch=32, lr=1e-3,
-    gamma=0.25, decay=0.99, eps=1e-5, max_age=100)
+    {k: SWEEP_CONFIG[k] for k in ("data", "vq_sizes", "seeds", "widths", "n_tokens", "vq_dim",
+                                  "steps", "batch", "lr", "gamma")},
+    decay=0.99, eps=1e-5, max_age=100)
+
+#: The ablation (``python -m sulib.fsq ema-only OUT.json``): the same EMA codebook at the
+#: largest size with the restart switched off (``max_age`` beyond any run's length).
+EMA_ONLY_CONFIG = dict(EMA_CONFIG, vq_sizes=SWEEP_CONFIG["vq_sizes"][-1:], max_age=10**9)
 
 
-def ema_runs(cfg: dict = EMA_CONFIG):
+def ema_runs(cfg: dict = EMA_CONFIG, prefix: str = "vq-ema"):
     """The (name, kwargs) of every run of the stronger-VQ stored run, in order."""
-    return [(f"vq-ema/{width}/{K}/{seed}",
+    return [(f"{prefix}/{width}/{K}/{seed}",
              dict(seed=seed, hidden=tuple(hidden), n_tokens=cfg["n_tokens"], steps=cfg["steps"],
                   batch=cfg["batch"], lr=cfg["lr"], kind="vq-ema", size=K, vq_dim=cfg["vq_dim"],
                   gamma=cfg["gamma"], decay=cfg["decay"], eps=cfg["eps"], max_age=cfg["max_age"]))
@@ -658,21 +659,22 @@ def sweep_runs(cfg: dict = SWEEP_CONFIG):
 
 
 def _main(argv=None) -> None:  # pragma: no cover - a CLI
-    """``python -m sulib.fsq sweep|ema OUT.json``: the chapter's VQ vs FSQ sweep, or its
-    stronger VQ (EMA codebook + dead-code restart), stored."""
+    """``python -m sulib.fsq sweep|ema|ema-only OUT.json``: the chapter's VQ vs FSQ sweep, its
+    stronger VQ (EMA codebook + dead-code restart), or that VQ without restarts, stored."""
     import argparse
     import sys
 
     from sulib._stored import write_stored_run
 
     parser = argparse.ArgumentParser(prog="python -m sulib.fsq")
-    parser.add_argument("what", choices=["sweep", "ema"])
+    parser.add_argument("what", choices=["sweep", "ema", "ema-only"])
     parser.add_argument("out", help="path of the .json file to write")
     args = parser.parse_args(argv)
     xtr, xte = digits_data()
     results = {}
-    runs, config = (sweep_runs(), SWEEP_CONFIG) if args.what == "sweep" else (ema_runs(),
-                                                                              EMA_CONFIG)
+    runs, config = {"sweep": (sweep_runs(), SWEEP_CONFIG), "ema": (ema_runs(), EMA_CONFIG),
+                    "ema-only": (ema_runs(EMA_ONLY_CONFIG, "vq-ema-only"),
+                                 EMA_ONLY_CONFIG)}[args.what]
     for name, kw in runs:
         results[name] = train_autoencoder(xtr, xte, **kw)
         print(name, {k: round(v, 4) for k, v in results[name].items() if k != "loss_curve"},

@@ -91,7 +91,7 @@ def test_ema_vq_step_equals_the_chapters_formula():
 
 
 def test_ema_vq_step_laplace_reference_loop():
-    N, m, z = np.array([2.0, 0.5, 0.0]), _rand(7, 3, 2), _rand(8, 5, 2)
+    N, m, z = np.array([2.0, 1.5, 0.0]), _rand(7, 3, 2), _rand(8, 5, 2)
     idx = np.array([0, 0, 1, 0, 1])
     a, eps = 0.8, 0.1
     counts, sums, cb = (np.asarray(v) for v in fsq.ema_vq_step(N, m, z, idx, a, eps))
@@ -101,6 +101,7 @@ def test_ema_vq_step_laplace_reference_loop():
         assert abs(counts[k] - Nk) < 1e-14
         np.testing.assert_allclose(sums[k], mk, atol=1e-14)
     total = counts.sum()
+    assert abs(total - 3) > 0.5     # Σ N' ≠ K, so smoothing by K instead of Σ N would fail
     smoothed = (counts + eps) / (total + 3 * eps) * total
     np.testing.assert_allclose(cb, sums / smoothed[:, None], atol=1e-14)
     assert abs(smoothed.sum() - total) < 1e-13        # smoothing keeps the total count
@@ -121,7 +122,7 @@ def test_ema_vq_step_fixed_point_and_count_identity(seed, alpha, scale):
 
 def test_dead_code_is_reseeded_from_the_batch():
     cb, z = _rand(9, 4, 2), 10 + _rand(10, 6, 2)          # z far from every code
-    counts, sums = np.ones(4), cb.copy()
+    counts, sums = np.full(4, 3.0), 3.0 * cb             # m_k = N_k e_k with N_k = 3
     age = np.array([0, 2, 1, 5], dtype=np.int32)
     idx = np.array([0, 0, 2, 2, 0, 2])                    # codes 1 and 3 unused this step
     out = fsq.restart_dead_codes(cb, counts, sums, age, z, idx, jax.random.PRNGKey(0), 3)
@@ -130,8 +131,10 @@ def test_dead_code_is_reseeded_from_the_batch():
     for k in (1, 3):                                      # re-seeded at a batch vector
         assert any(np.array_equal(cb2[k], row) for row in z)
         np.testing.assert_array_equal(sums2[k], cb2[k])
-        assert counts2[k] == 1
+        assert counts2[k] == 1                            # reset from 3 to 1
     np.testing.assert_array_equal(cb2[[0, 2]], cb[[0, 2]])  # live codes untouched
+    np.testing.assert_array_equal(counts2[[0, 2]], [3.0, 3.0])
+    np.testing.assert_array_equal(sums2[[0, 2]], sums[[0, 2]])
     out = fsq.restart_dead_codes(cb, counts, sums, age, z, idx, jax.random.PRNGKey(0), 4)
     np.testing.assert_array_equal(np.asarray(out[3]), [0, 3, 0, 0])   # code 1 not yet dead
     np.testing.assert_array_equal(np.asarray(out[0])[[0, 1, 2]], cb[[0, 1, 2]])
@@ -186,6 +189,17 @@ def test_train_autoencoder_smoke():
                                   n_tokens=2, vq_dim=2, steps=20, batch=8)
         assert r["K"] in (8, 9) and 0 < r["used"] <= 1 and r["test_mse"] > 0
         assert len(r["loss_curve"]) == 10
+
+
+def test_training_restarts_dead_codes():
+    # K = 64 codes for 96 training tokens: with restarts (max_age = 5) the trained VQ uses
+    # more codes than the same run with restarts switched off (max_age beyond the run)
+    x = np.random.default_rng(0).uniform(size=(64, 16))
+    kw = dict(kind="vq-ema", size=64, seed=0, hidden=(8,), n_tokens=2, vq_dim=2, steps=100,
+              batch=8)
+    on = fsq.train_autoencoder(x[:48], x[48:], max_age=5, **kw)
+    off = fsq.train_autoencoder(x[:48], x[48:], max_age=10**9, **kw)
+    assert on["used"] > off["used"] + 0.1 and on["perplexity"] > off["perplexity"]
 
 
 def test_bad_inputs():
