@@ -3,7 +3,7 @@
 Modules:
     derive     -- chains of equalities verified by SymPy as they are displayed
     fit        -- power-law (log-log) fits with the standard error of the exponent
-    attention  -- softmax attention entropy kernels; causal attention as a recurrence, online, blocked
+    attention  -- softmax attention entropy and statistics (one fused kernel); causal attention as a recurrence, online, blocked
                   and masked; linear attention as an RNN (JAX)
     sparsity   -- measures of sparsity (mean/max, l_q/l_p, Hoyer, Gini) and Hurley & Rickard's six criteria
                   as randomized testers (JAX)
@@ -30,9 +30,9 @@ Modules:
                   the fixes that break Σ_j a_ij = 1, trained with optax (JAX)
     vq_attention -- Transformer-VQ attention with quantized keys: quadratic, pick-out, causal recurrence,
                   block form with window bias, straight-through with history stop-gradient, k-means (JAX)
-    fsq        -- VQ-VAE's nearest-code quantizer with straight-through gradient, codebook/commitment losses
-                  and EMA step; FSQ with sigmoid or tanh bounds; codebook utilization; small VQ/FSQ MLP
-                  autoencoders and their stored sweep (JAX, optax)
+    fsq        -- VQ-VAE's nearest-code quantizer with straight-through gradient, codebook/commitment losses,
+                  the EMA codebook step (Laplace-smoothed) and dead-code restart; FSQ with sigmoid or tanh
+                  bounds; codebook utilization; small VQ/FSQ MLP autoencoders and their stored runs (JAX, optax)
     cosine     -- per-block vs global cosine: decomposition and bounds, the two-block counterexample, Pearson r
                   split into within/between-group blocks, update/gradient cosines along an optax run (JAX)
     hubness    -- exact blocked kNN, k-occurrence counts and their skewness, log(V_n/2^n) (JAX)
@@ -40,10 +40,11 @@ Modules:
     tied_embeddings -- tied vs untied / orthogonal-projection / half-swap output heads: the initial
                   bigram loss by chunked and conditional Monte Carlo, a toy bigram LM trained with optax (JAX)
     lion_embeddings -- sign-optimizer drift (Lion/Tiger): closed form of the sign-plus-decay recursion,
-                  momentum underflow steps per dtype, a lazy-rows optax wrapper, a Zipfian toy bigram LM over five
-                  optimizer arms (JAX, optax)
+                  momentum underflow steps per dtype, a lazy-rows optax wrapper, a Zipfian toy bigram LM (optional
+                  RMS norm) over five optimizer arms with gradient-sign agreement counts (JAX, optax)
     lora       -- LoRA, LoRA-GA and PiSSA initializations, the one-step SGD and sign (Adam) objectives with their
-                  Eckart–Young floor, a linear fine-tuning toy with cosines to the full step (JAX, optax)
+                  Eckart–Young floor, the exact first SGD/Adam step, a linear fine-tuning toy with cosines to
+                  the full step (JAX, optax)
     optim      -- projected SGD on a ball, regret and its bound (JAX)
     diffusion  -- Gaussian-mixture diffusion ODEs with exact flows, few-step solvers, AMED (JAX, diffrax, optax)
     ddpm       -- discrete VP schedules, the mixture's exact ε and score in VP coordinates, ancestral
