@@ -262,7 +262,8 @@ def _scale_sums(xh, xn, lam, exp_dtype, moments):
 
 
 @partial(jax.jit, static_argnames=("exp_dtype", "negative", "moments", "block"))
-def _stats(scores, scales, exp_dtype, negative: bool, moments: int = 3, block: int = _STATS_BLOCK) -> SoftmaxStats:
+def _stats(scores, scales, exp_dtype, negative: bool, moments: int = 3,
+           block: int = _STATS_BLOCK) -> SoftmaxStats:
     # moments = 2 skips Σe² (softmax_entropy): sum_p2 and jacobian_half_l1 are then nan
     lead, n = scores.shape[:-1], scores.shape[-1]
     x = scores.reshape(-1, n).astype(scales.dtype)
@@ -286,7 +287,8 @@ def _stats(scores, scales, exp_dtype, negative: bool, moments: int = 3, block: i
         per = min(r, max(1, block // c))
         nb = -(-r // per)
         per = -(-r // nb)  # spread the rows evenly: at most nb - 1 rows of padding
-        cut = lambda a: None if a is None else jnp.pad(a, ((0, nb * per - r), (0, 0))).reshape(nb, per, c)
+        pad = ((0, nb * per - r), (0, 0))
+        cut = lambda a: None if a is None else jnp.pad(a, pad).reshape(nb, per, c)
         return sums_of_blocks(cut(h), cut(g)).reshape(k, moments, nb * per)[:, :, :r]
 
     # XLA reduces the rows of a block side by side in vector registers, but a block of one long
@@ -322,8 +324,8 @@ def softmax_stats(scores, scales, *, dtype="float64") -> SoftmaxStats:
     One fused kernel for every row and scale: the row maxima of ``s`` give the shift
     ``max_i λ s_i`` of every scale at once, then the scores are cut into blocks of about
     2^15 entries (whole rows of up to 4096 entries, longer rows cut into pieces of 4096 and a
-    remainder), and each block, while it sits in cache, is passed once per scale to take ``u = λ s - max``,
-    ``e = exp(u)`` and the three sums ``Σe``, ``Σe·u``, ``Σe²``, from which
+    remainder), and each block, while it sits in cache, is passed once per scale to take
+    ``u = λ s - max``, ``e = exp(u)`` and the three sums ``Σe``, ``Σe·u``, ``Σe²``, from which
     ``log Σe^{λs} = max + log Σe``, ``H = log Σe - Σe·u / Σe``, ``Σp² = Σe² / (Σe)²``,
     ``max p = 1 / Σe`` and ``½‖J‖₁ = |λ| (1 - Σp²)`` (``J = λ (diag p - p pᵀ)``, the Jacobian
     of ``softmax(λ s)`` in ``s``; its entries' absolute values sum to ``2|λ| (1 - Σp²)``).
@@ -354,7 +356,8 @@ def softmax_stats(scores, scales, *, dtype="float64") -> SoftmaxStats:
             raise TypeError(f"dtype must be one of {STATS_DTYPES}, got {dtype!r}") from exc
     one_of("dtype", dtype, STATS_DTYPES)
     scores, scales = _check_scores_scales(scores, scales)
-    return _stats(scores, scales, "float32" if dtype == "float32" else scales.dtype.name, bool(np.any(scales < 0)))
+    exp_dtype = "float32" if dtype == "float32" else scales.dtype.name
+    return _stats(scores, scales, exp_dtype, bool(np.any(scales < 0)))
 
 
 @partial(jax.jit, static_argnames=("model", "n", "d", "queries"))
