@@ -55,3 +55,16 @@ def one_of(name: str, value, options: Iterable[str]) -> str:
     if value not in options:
         raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(map(repr, options))}")
     return value
+
+
+def index_array(name: str, value, n: int, k: int) -> np.ndarray:
+    """``value`` as an integer array of shape ``(n,)`` with entries in ``[0, k)`` (indices into
+    ``k`` codes, say), or an error naming ``name``."""
+    array = np.asarray(value)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
+    if array.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {array.shape}")
+    if array.size and (array.min() < 0 or array.max() >= k):
+        raise ValueError(f"{name} must lie in [0, {k}), got range [{array.min()}, {array.max()}]")
+    return array

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._checks import as_finite_array, one_of, positive_int, positive_scalar
+from ._checks import as_finite_array, index_array, one_of, positive_int, positive_scalar
 from .nets import mlp_apply, mlp_init
 
 __all__ = ["vq_quantize", "vq_losses", "ema_update", "ema_vq_step", "restart_dead_codes",
@@ -228,17 +228,6 @@ def _ema_state(counts, sums):
     return c, m
 
 
-def _idx(idx, n: int, K: int, name: str = "idx") -> np.ndarray:
-    arr = np.asarray(idx)
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
-    if arr.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
-    if arr.size and (arr.min() < 0 or arr.max() >= K):
-        raise ValueError(f"{name} must lie in [0, {K}), got [{arr.min()}, {arr.max()}]")
-    return arr
-
-
 def _decay(decay) -> float:
     a = as_finite_array("decay", decay)
     if a.ndim != 0 or not 0 <= float(a) < 1:
@@ -267,7 +256,7 @@ def ema_vq_step(counts, sums, z, idx, decay: float,
     z_np = _vectors("z", z)
     if z_np.ndim != 2 or z_np.shape[1] != m.shape[1]:
         raise ValueError(f"z must have shape (n, {m.shape[1]}), got {z_np.shape}")
-    idx_np = _idx(idx, z_np.shape[0], c.shape[0])
+    idx_np = index_array("idx", idx, z_np.shape[0], c.shape[0])
     e = as_finite_array("eps", eps)
     if e.ndim != 0 or float(e) < 0:
         raise ValueError(f"eps must be a scalar >= 0, got {eps!r}")
@@ -318,7 +307,7 @@ def restart_dead_codes(codebook, counts, sums, age, z, idx, key,
         raise TypeError(f"age must hold integers, got dtype {age_np.dtype}")
     if age_np.shape != (cb.shape[0],) or (age_np < 0).any():
         raise ValueError(f"age must have shape ({cb.shape[0]},) and be >= 0, got {age_np.shape}")
-    idx_np = _idx(idx, z_np.shape[0], cb.shape[0])
+    idx_np = index_array("idx", idx, z_np.shape[0], cb.shape[0])
     max_age = positive_int("max_age", max_age)
     return _restart(_float(codebook), _float(counts), _float(sums), jnp.asarray(age_np),
                     _float(z), jnp.asarray(idx_np), key, max_age)

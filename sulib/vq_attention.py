@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sulib._checks import as_finite_array, positive_int
+from sulib._checks import as_finite_array, index_array, positive_int
 
 __all__ = ["quantize", "quadratic_attention", "pickout_attention", "recurrent_attention",
            "block_attention", "block_attention_kernel", "code_statistics", "kmeans"]
@@ -52,17 +52,6 @@ def _matrix(name: str, value, rows: int | None = None, cols: int | None = None) 
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"{name} must not be empty, got shape {array.shape}")
     return array
-
-
-def _codes(name: str, value, n: int, c: int) -> np.ndarray:
-    array = np.asarray(value)
-    if not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
-    if array.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},), got {array.shape}")
-    if array.size and (array.min() < 0 or array.max() >= c):
-        raise ValueError(f"{name} must lie in [0, {c}), got range [{array.min()}, {array.max()}]")
-    return array.astype(np.int32)
 
 
 def _bias(value, n: int) -> np.ndarray | None:
@@ -156,7 +145,7 @@ def code_statistics(codes, v, c: int) -> tuple[jax.Array, jax.Array]:
     ``(c, d_v)`` (zero for unused codes). codes: ``(n,)`` ints in ``[0, c)``; v: ``(n, d_v)``."""
     c = positive_int("c", c)
     v = _matrix("v", v)
-    codes = _codes("codes", codes, v.shape[0], c)
+    codes = index_array("codes", codes, v.shape[0], c).astype(np.int32)
     return _statistics(jnp.asarray(codes), jnp.asarray(v), c)
 
 
@@ -176,7 +165,7 @@ def pickout_attention(q, codebook, codes, v) -> jax.Array:
     q = _matrix("q", q)
     codebook = _matrix("codebook", codebook, cols=q.shape[1])
     v = _matrix("v", v, rows=q.shape[0])
-    codes = _codes("codes", codes, q.shape[0], codebook.shape[0])
+    codes = index_array("codes", codes, q.shape[0], codebook.shape[0]).astype(np.int32)
     return _pickout(jnp.asarray(q), jnp.asarray(codebook), jnp.asarray(codes), jnp.asarray(v),
                     codebook.shape[0])
 
@@ -209,7 +198,7 @@ def recurrent_attention(q, codebook, codes, v) -> jax.Array:
     q = _matrix("q", q)
     codebook = _matrix("codebook", codebook, cols=q.shape[1])
     v = _matrix("v", v, rows=q.shape[0])
-    codes = _codes("codes", codes, q.shape[0], codebook.shape[0])
+    codes = index_array("codes", codes, q.shape[0], codebook.shape[0]).astype(np.int32)
     return _recurrent(jnp.asarray(q), jnp.asarray(codebook), jnp.asarray(codes), jnp.asarray(v))
 
 
